@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds every fuzz harness with clang + libFuzzer + ASan + UBSan and runs each for
+# FUZZ_SECONDS (default 30) on a copy of its seed corpus. Fails on any crash, leak,
+# timeout or out-of-memory. New inputs stay in build-fuzz/corpus-work/ (not committed;
+# a crash reproducer is copied to fuzz/artifacts/ for a human to add to the corpus).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${FUZZ_SECONDS:-30}
+if [ ! -d build-fuzz ]; then
+  CC=clang meson setup build-fuzz -Dfuzz=true -Dfuzzing_engine=libfuzzer \
+    -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+fi
+meson compile -C build-fuzz
+mkdir -p fuzz/artifacts build-fuzz/corpus-work
+status=0
+for exe in build-fuzz/fuzz/fuzz_*; do
+  [ -x "$exe" ] || continue
+  t=$(basename "$exe"); t=${t#fuzz_}
+  work=build-fuzz/corpus-work/$t
+  mkdir -p "$work"
+  dict=()
+  [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
+  echo "-- fuzz_$t for ${secs}s"
+  if ! UBSAN_OPTIONS=halt_on_error=1 "$exe" "${dict[@]}" -max_total_time="$secs" \
+      -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+      -artifact_prefix=fuzz/artifacts/"$t"- "$work" "fuzz/corpus/$t" \
+      > "build-fuzz/fuzz-$t.log" 2>&1; then
+    echo "fuzz_$t FAILED:"; tail -n 60 "build-fuzz/fuzz-$t.log"; status=1
+  else
+    grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' \
+      "build-fuzz/fuzz-$t.log" | tr '\n' ' '; echo
+  fi
+done
+exit $status

@@ -1,0 +1,74 @@
+/* Replays every file of the corpus directories given on the command line through
+ * LLVMFuzzerTestOneInput, so gcc builds keep every seed and every fixed crash as a test. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "fuzz.h"
+
+static int run_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	long n;
+	uint8_t *buf;
+
+	if (f == NULL)
+		return -1;
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+		fclose(f);
+		return -1;
+	}
+	buf = malloc((size_t)n + 1);
+	if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	LLVMFuzzerTestOneInput(buf, (size_t)n);
+	free(buf);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int count = 0;
+
+	for (int i = 1; i < argc; i++) {
+		struct stat st;
+		DIR *d;
+		struct dirent *e;
+
+		if (stat(argv[i], &st) != 0) {
+			fprintf(stderr, "%s: cannot stat\n", argv[i]);
+			return 1;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			if (run_file(argv[i]) != 0)
+				return 1;
+			count++;
+			continue;
+		}
+		if ((d = opendir(argv[i])) == NULL)
+			return 1;
+		while ((e = readdir(d)) != NULL) {
+			char path[4096];
+			int n;
+
+			if (e->d_name[0] == '.')
+				continue;
+			n = snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
+			if (n < 0 || (size_t)n >= sizeof(path))
+				continue;
+			if (run_file(path) != 0) {
+				closedir(d);
+				return 1;
+			}
+			count++;
+		}
+		closedir(d);
+	}
+	printf("replayed %d inputs\n", count);
+	return 0;
+}
