@@ -1,0 +1,633 @@
+#!/usr/bin/env python3
+"""Differential test: sealmail against Debian's Dovecot, message by message.
+
+The same corpus (tests/corpus/*.eml, sorted by name) is APPENDed over IMAP, with the
+same internal dates and in the same order, to the same user on both servers; both
+therefore store identical bytes. Then, for every message, both are asked the same
+FETCH questions one item per command:
+
+  ENVELOPE, BODYSTRUCTURE, BODY, RFC822.SIZE, INTERNALDATE, FLAGS, RFC822.HEADER,
+  BODY.PEEK[] (byte-exact), [HEADER], [TEXT], [HEADER.FIELDS (...)],
+  [HEADER.FIELDS.NOT (...)], partial <0.100> and <5.40>, and for every part path that
+  exists on either side: [p], [p.MIME], [p]<0.20>, BINARY.PEEK[p], BINARY.SIZE[p],
+  [p.HEADER] / [p.TEXT] / [p.HEADER.FIELDS (SUBJECT)] for message/rfc822 parts, plus a
+  part that does not exist;
+
+and the same SEARCH / UID SEARCH questions (addresses, subjects, headers, BODY/TEXT
+with transfer-encoded parts, sizes, sent and internal dates, flags and keywords after
+STORE, OR/NOT/parenthesised combinations, sequence and UID sets, CHARSET UTF-8).
+A second phase delivers a subset through each server's local delivery agent
+(dovecot-lda, sealmail-vault deliver) and compares what a client then sees.
+
+Responses are compared after parsing (imapwire.parse): a quoted string equals a
+literal with the same bytes (RFC 3501 4.3); everything else must be identical.
+Tagged statuses are compared too (OK/NO/BAD and the response code, not the text).
+
+EXPLAINED lists deliberate, RFC-cited differences; every other difference fails.
+
+Usage:
+  test_differential.py [--a dovecot] [--b auto|sealmail|sealmail-engine|dovecot]
+                       [--build DIR] [--corpus DIR] [--only SUBSTR] [--report FILE]
+--b dovecot runs Dovecot against a second Dovecot (proves the machinery).
+Exit: 0 pass, 1 differences, 77 skip (a peer is not available).
+"""
+
+import argparse
+import os
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "peers"))
+import imapwire  # noqa: E402
+from imapwire import Atom, Str  # noqa: E402
+
+SKIP = 77
+
+# (message name or "*", item) -> the RFC-cited reason this difference is deliberate.
+# Only differences a reviewer agreed are right belong here; an incomplete engine is
+# not a reason.
+EXPLAINED = {
+}
+
+USER = "alice"
+DELIVER_USER = "bob"
+
+
+# -- peers -------------------------------------------------------------------------------
+
+def make_peer(kind, users, build):
+    if kind == "dovecot":
+        import dovecot
+        if not dovecot.available():
+            raise SkipPeer("dovecot is not installed")
+        return dovecot.Dovecot(users=users, tls=True)
+    import sealmail
+    mode = {"sealmail": "imapd", "sealmail-engine": "engine", "auto": "auto"}[kind]
+    missing = sealmail.missing_programs(build, mode)
+    if missing:
+        raise SkipPeer("sealmail programs not built: " + ", ".join(missing))
+    return sealmail.Sealmail(users=users, build=build, mode=mode)
+
+
+class SkipPeer(Exception):
+    pass
+
+
+# -- comparison bookkeeping --------------------------------------------------------------
+
+class Diffs:
+    def __init__(self, a_name, b_name):
+        self.a, self.b = a_name, b_name
+        self.compared = 0
+        self.failures = []      # (msg, item)
+        self.explained = []
+
+    def check(self, msg, item, va, vb):
+        self.compared += 1
+        if va == vb:
+            return True
+        reason = EXPLAINED.get((msg, item)) or EXPLAINED.get(("*", item))
+        if reason:
+            self.explained.append((msg, item, reason))
+            return False
+        self.failures.append((msg, item))
+        print("MISMATCH %s  %s" % (msg, item))
+        print(describe(self.a, self.b, va, vb))
+        sys.stdout.flush()
+        return False
+
+
+def short(v, n=600):
+    r = repr(v)
+    return r if len(r) <= n else r[:n] + "... (%d chars)" % len(r)
+
+
+def first_diff(x, y):
+    for i, (p, q) in enumerate(zip(x, y)):
+        if p != q:
+            return i
+    return min(len(x), len(y))
+
+
+def describe(a, b, va, vb):
+    """A readable diff of two parsed values."""
+    lines = []
+    w = max(len(a), len(b))
+    if isinstance(va, bytes) and isinstance(vb, bytes) and not (
+            isinstance(va, Atom) or isinstance(vb, Atom)) and (len(va) > 80 or len(vb) > 80):
+        i = first_diff(va, vb)
+        lines.append("  lengths %s=%d %s=%d; first difference at byte %d" % (
+            a, len(va), b, len(vb), i))
+        lo = max(0, i - 60)
+        lines.append("  %-*s ...%r" % (w + 1, a + ":", bytes(va[lo:i + 80])))
+        lines.append("  %-*s ...%r" % (w + 1, b + ":", bytes(vb[lo:i + 80])))
+        return "\n".join(lines)
+    if isinstance(va, list) and isinstance(vb, list):
+        path = diff_path(va, vb, [])
+        if path:
+            lines.append("  first difference at element %s" % path)
+    lines.append("  %-*s %s" % (w + 1, a + ":", short(va)))
+    lines.append("  %-*s %s" % (w + 1, b + ":", short(vb)))
+    return "\n".join(lines)
+
+
+def diff_path(x, y, path):
+    if isinstance(x, list) and isinstance(y, list):
+        for i, (p, q) in enumerate(zip(x, y)):
+            if p != q:
+                return diff_path(p, q, path + [i])
+        if len(x) != len(y):
+            return "/".join(map(str, path)) + " (lengths %d vs %d)" % (len(x), len(y))
+        return None
+    return "/".join(map(str, path)) + ": %s vs %s" % (short(x, 120), short(y, 120))
+
+
+# -- one server's answers ----------------------------------------------------------------
+
+def status_key(st, text):
+    """OK/NO/BAD plus the response code name ([UNKNOWN-CTE], [NONEXISTENT]...)."""
+    code = b""
+    if text.startswith(b"["):
+        end = text.find(b"]")
+        code = text[1:end].split(b" ")[0].upper() if end > 0 else b"?"
+    return (st.upper().decode(), code.decode("latin-1"))
+
+
+class Session:
+    """A logged-in, selected connection to one peer that survives the server closing
+    it: a lost connection is an answer ("CONNECTION-LOST"), compared like any other,
+    and the next command runs on a fresh connection."""
+
+    def __init__(self, peer, user, mailbox=b"INBOX"):
+        self.peer, self.user, self.mailbox = peer, user, mailbox
+        self.conn = peer.connect(user)
+        self.lost = 0
+
+    def select(self):
+        self.conn.ok(b"SELECT " + self.mailbox)
+
+    def cmd(self, command, *literals):
+        try:
+            return self.conn.cmd(command, *literals)
+        except (OSError, imapwire.ImapError) as e:
+            self.lost += 1
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+            self.conn = self.peer.connect(self.user)
+            self.select()
+            return b"CONNECTION-LOST", str(e).encode()[:200], []
+
+    def ok(self, command):
+        return self.conn.ok(command)
+
+    def logout(self):
+        self.conn.logout()
+
+
+def fetch(conn, seq, item, uid=False):
+    """Runs FETCH seq (item); returns (status, {ITEM: value}) with the items of every
+    FETCH response for seq merged (untagged FLAGS updates included)."""
+    cmd = ("UID FETCH %d (%s)" if uid else "FETCH %d (%s)") % (seq, item)
+    st, text, untagged = conn.cmd(cmd.encode())
+    items = {}
+    for r in untagged:
+        try:
+            f = imapwire.fetch_items(r)
+        except (imapwire.ParseError, ValueError, IndexError) as e:
+            items["<unparsable>"] = Str(b"%s: %r" % (str(e).encode(), r[:200]))
+            continue
+        if f and (f[0] == seq or uid):
+            items.update(f[1])
+    if uid:
+        items.pop("UID", None)
+    return status_key(st, text), items
+
+
+def part_paths(bs, prefix=""):
+    """Every part specifier a BODYSTRUCTURE value implies (RFC 3501 6.4.5): the parts
+    of multiparts, the encapsulated message of message/rfc822 (its parts, or its part
+    1 when it is single-part). Returns [(path, kind)] with kind "leaf", "multipart" or
+    "message"."""
+    out = []
+    if not isinstance(bs, list) or not bs:
+        return out
+    if isinstance(bs[0], list):       # multipart: children first, then subtype
+        n = 0
+        for child in bs:
+            if not isinstance(child, list):
+                break
+            n += 1
+            p = prefix + str(n) if not prefix else prefix + "." + str(n)
+            out.extend(part_paths_node(child, p))
+        return out
+    # a single-part message: its part 1
+    p = prefix + "1" if not prefix else prefix + ".1"
+    return part_paths_node(bs, p)
+
+
+def part_paths_node(node, path):
+    out = []
+    if not isinstance(node, list) or not node:
+        return out
+    if isinstance(node[0], list):
+        out.append((path, "multipart"))
+        out.extend(part_paths(node, path))
+        return out
+    t = bytes(node[0]).lower() if isinstance(node[0], bytes) else b""
+    st = bytes(node[1]).lower() if len(node) > 1 and isinstance(node[1], bytes) else b""
+    if t == b"message" and st in (b"rfc822", b"global") and len(node) > 8 \
+            and isinstance(node[8], list):
+        out.append((path, "message"))
+        out.extend(part_paths(node[8], path))
+        return out
+    out.append((path, "leaf"))
+    return out
+
+
+def message_items(paths, binary):
+    """The FETCH items asked of every message."""
+    items = ["ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822.SIZE", "INTERNALDATE",
+             "FLAGS", "RFC822.HEADER",
+             "BODY.PEEK[]", "BODY.PEEK[HEADER]", "BODY.PEEK[TEXT]",
+             "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]",
+             "BODY.PEEK[HEADER.FIELDS (X-SEALMAIL-TEST TO CC DATE MESSAGE-ID)]",
+             "BODY.PEEK[HEADER.FIELDS.NOT (FROM SUBJECT RECEIVED)]",
+             "BODY.PEEK[]<0.100>", "BODY.PEEK[TEXT]<5.40>", "BODY.PEEK[HEADER]<20.30>",
+             "BODY.PEEK[99]"]
+    for p, kind in paths:
+        items.append("BODY.PEEK[%s]" % p)
+        items.append("BODY.PEEK[%s.MIME]" % p)
+        items.append("BODY.PEEK[%s]<0.20>" % p)
+        if kind == "leaf" and binary:
+            items.append("BINARY.PEEK[%s]" % p)
+            items.append("BINARY.SIZE[%s]" % p)
+        if kind == "message":
+            items.append("BODY.PEEK[%s.HEADER]" % p)
+            items.append("BODY.PEEK[%s.TEXT]" % p)
+            items.append("BODY.PEEK[%s.HEADER.FIELDS (SUBJECT)]" % p)
+    if binary:
+        items.append("BINARY.PEEK[]")     # whole message: RFC 3516 allows it
+    seen = set()
+    return [i for i in items if not (i in seen or seen.add(i))]
+
+
+def search_queries():
+    """(label, command, literals) - every query runs on both servers as SEARCH and as
+    UID SEARCH. Literal markers are \\x00LIT\\x00."""
+    L = "\x00LIT\x00"
+    q = [
+        "ALL", "1:5", "*", "3,7,9:11", "UID 1:10", "UID 5:*", "NOT UID 1:40",
+        "FROM barry", "FROM \"example.org\"", "FROM pirard", "FROM \"Warsaw\"",
+        "TO example.net", "TO rcpt01999", "TO \"Recipient Number 2199\"", "CC mary",
+        "BCC b@example.com", "FROM nobody-matches-this",
+        "SUBJECT test", "SUBJECT adjacent", "SUBJECT \"understand the example\"",
+        "SUBJECT \"you understand\"", "SUBJECT unknown_charset", "SUBJECT \"latin-1 raw\"",
+        "SUBJECT digest", "SUBJECT \"\"",
+        "HEADER X-Sealmail-Test needle", "HEADER X-Sealmail-Test \"\"",
+        "HEADER Message-ID example", "HEADER Content-Type multipart/mixed",
+        "HEADER X-Mailman-Version \"\"", "HEADER Received \"\"", "HEADER x-lowercase-name value",
+        "HEADER X-Empty \"\"",
+        "BODY findme-alt", "BODY zebracorn", "BODY findme-qp", "BODY findme-b64",
+        "BODY findme-long", "BODY innermost", "BODY \"Blah blah\"", "BODY zzzz-nothing",
+        "TEXT needle", "TEXT warsaw", "TEXT \"Content-Type\"", "TEXT boundary",
+        "LARGER 2000", "SMALLER 300", "LARGER 100000", "SMALLER 1", "LARGER 0",
+        "SENTSINCE 1-Jan-2002", "SENTBEFORE 1-Jan-2000", "SENTON 15-Jan-2024",
+        "SENTSINCE 1-Jan-2024", "SENTON 31-Dec-2023", "SENTON 13-Feb-1969",
+        "SENTBEFORE 1-Jan-1970", "SENTON 21-Nov-1997",
+        "ON 10-Jan-2024", "SINCE 1-Feb-2024", "BEFORE 15-Jan-2024",
+        "SINCE 1-Jan-2024 BEFORE 1-Feb-2024",
+        "OR FROM barry SUBJECT test", "NOT FROM barry", "NOT (OR FROM barry TO example.net)",
+        "(SUBJECT test BODY hello)", "OR (FROM barry) (LARGER 3000)",
+        "FROM barry NOT SUBJECT test SMALLER 2000", "OR OR SUBJECT a SUBJECT b SUBJECT c",
+        "CHARSET UTF-8 SUBJECT {%d}" % len("grüße".encode()) + L,
+        "CHARSET UTF-8 BODY {%d}" % len("Grüße".encode()) + L,
+        "CHARSET UTF-8 FROM {%d}" % len("André".encode()) + L,
+        "CHARSET UTF-8 BODY {%d}" % len("Café".encode()) + L,
+        "CHARSET UTF-8 TO {%d}" % len("Вася".encode()) + L,
+        "CHARSET UTF-8 TEXT {%d}" % len("日本".encode()) + L,
+        "CHARSET US-ASCII SUBJECT test",
+    ]
+    lits = {
+        "SUBJECT {%d}" % len("grüße".encode()): ["grüße"],
+        "BODY {%d}" % len("Grüße".encode()): ["Grüße"],
+        "FROM {%d}" % len("André".encode()): ["André"],
+        "BODY {%d}" % len("Café".encode()): ["Café"],
+        "TO {%d}" % len("Вася".encode()): ["Вася"],
+        "TEXT {%d}" % len("日本".encode()): ["日本"],
+    }
+    out = []
+    for s in q:
+        literals = []
+        if L in s:
+            key = s.split("CHARSET UTF-8 ")[1].replace(L, "")
+            literals = [x.encode() for x in lits[key]]
+            label = s.replace(L, "").split("{")[0] + literals[0].decode()
+        else:
+            label = s
+        out.append((label, s, literals))
+    return out
+
+
+FLAG_STEPS = [
+    # (label, command) - applied identically to both; by sequence number
+    ("keyword", "STORE 2,5,9:12 +FLAGS.SILENT ($Sealmail1)"),
+    ("keyword2", "STORE 3,5 +FLAGS.SILENT (Custom_Flag $Junk)"),
+    ("flagged", "STORE 1,4,7 +FLAGS.SILENT (\\Flagged)"),
+    ("answered", "STORE 4:6 +FLAGS.SILENT (\\Answered)"),
+    ("deleted", "STORE 8 +FLAGS.SILENT (\\Deleted)"),
+    ("unkeyword", "STORE 9 -FLAGS.SILENT ($Sealmail1)"),
+    ("seen", "FETCH 10:12 (BODY[TEXT])"),
+    ("draft", "STORE 13 FLAGS.SILENT (\\Draft \\Seen)"),
+]
+
+FLAG_SEARCHES = [
+    "KEYWORD $Sealmail1", "UNKEYWORD $Sealmail1", "KEYWORD Custom_Flag", "KEYWORD $Junk",
+    "KEYWORD $NeverSet", "FLAGGED", "UNFLAGGED", "ANSWERED", "UNANSWERED", "DELETED",
+    "UNDELETED", "SEEN", "UNSEEN", "DRAFT", "UNDRAFT", "RECENT", "NEW", "OLD",
+    "OR FLAGGED KEYWORD $Sealmail1", "NOT (FLAGGED OR ANSWERED SEEN)",
+    "KEYWORD $Sealmail1 FROM barry", "FLAGGED UID 1:5", "UNSEEN LARGER 1000",
+]
+
+
+def internal_date(i):
+    """A distinct, fixed internal date per message: 1 Jan 2024 + i days, 12:34:56 with a
+    zone that moves the UTC date for some messages."""
+    t = time.gmtime(1704067200 + i * 86400)
+    zone = ["+0000", "-0800", "+0530", "+1400", "-1100"][i % 5]
+    return time.strftime("%d-%b-%Y 12:34:56 ", t) + zone
+
+
+# -- the phases --------------------------------------------------------------------------
+
+def append_all(peer, corpus):
+    """APPENDs every message to USER's INBOX; returns (conn, outcomes, name->seq)."""
+    c = Session(peer, USER)
+    outcomes = {}
+    seqs = {}
+    n = 0
+    for i, (name, data) in enumerate(corpus):
+        date = internal_date(i)
+        st, text, _ = c.cmd(b"APPEND INBOX () \"" + date.encode() + b"\" {%d}" % len(data)
+                            + b"\x00LIT\x00", data)
+        outcomes[name] = status_key(st, text)
+        if st == b"OK":
+            n += 1
+            seqs[name] = n
+    c.select()
+    return c, outcomes, seqs
+
+
+def capabilities(conn):
+    _, _, u = conn.cmd(b"CAPABILITY")
+    caps = set()
+    for r in u:
+        if r.upper().startswith(b"* CAPABILITY "):
+            caps.update(x.upper() for x in r[13:].split())
+    return caps
+
+
+def compare_messages(d, ca, cb, sa, sb, names, binary, label_prefix=""):
+    for name in names:
+        qa, qb = sa[name], sb[name]
+        # structure first: it decides the part paths asked next
+        sta, ia = fetch(ca, qa, "BODYSTRUCTURE")
+        stb, ib = fetch(cb, qb, "BODYSTRUCTURE")
+        paths = []
+        seen = set()
+        for it in (ia, ib):
+            for p in part_paths(it.get("BODYSTRUCTURE")):
+                if p[0] not in seen:
+                    seen.add(p[0])
+                    paths.append(p)
+        if not paths:
+            paths = [("1", "leaf")]
+        for item in message_items(paths, binary):
+            ra = fetch(ca, qa, item)
+            rb = fetch(cb, qb, item)
+            d.check(name, label_prefix + item, ra, rb)
+
+
+def compare_searches(d, ca, cb, na, nb, queries, common):
+    """na/nb: seq->name and uid->name maps per peer ({'seq':{}, 'uid':{}})."""
+    for label, cmd, lits in queries:
+        for uid in (False, True):
+            # each query twice: by sequence number and by UID
+            res = []
+            for c, names in ((ca, na), (cb, nb)):
+                st, text, u = c.cmd(("UID SEARCH " if uid else "SEARCH ").encode()
+                                    + cmd.encode(), *lits)
+                nums = imapwire.search_result(u)
+                m = names["uid" if uid else "seq"]
+                res.append((status_key(st, text),
+                            sorted(m.get(x, "#%d" % x) for x in nums
+                                   if m.get(x) in common or m.get(x) is None)))
+            d.check("SEARCH", ("UID SEARCH " if uid else "SEARCH ") + label, res[0], res[1])
+
+
+def number_maps(conn):
+    st, _, u = conn.cmd(b"FETCH 1:* (UID)")
+    return u
+
+
+def name_maps(conn, seqs):
+    """seq->name and uid->name for the messages a peer holds."""
+    by_seq = {q: n for n, q in seqs.items()}
+    uids = {}
+    for r in number_maps(conn):
+        f = imapwire.fetch_items(r)
+        if f and "UID" in f[1]:
+            uids[int(f[1]["UID"])] = by_seq.get(f[0], "#seq%d" % f[0])
+    return {"seq": by_seq, "uid": uids}
+
+
+TRACE = (b"return-path:", b"received:", b"delivered-to:", b"x-original-to:")
+
+
+def strip_trace(raw):
+    """Removes the trace fields a delivery agent prepends (RFC 5321 4.4)."""
+    out = raw
+    while True:
+        low = out[:20].lower()
+        if not any(low.startswith(t) for t in TRACE):
+            return out
+        # the field ends at the first line end not followed by folding whitespace
+        i = 0
+        while True:
+            j = out.find(b"\n", i)
+            if j < 0:
+                return b""
+            if out[j + 1:j + 2] in (b" ", b"\t"):
+                i = j + 1
+                continue
+            out = out[j + 1:]
+            break
+
+
+def deliver_phase(d, a, b, corpus, binary):
+    """Delivers a subset through each server's LDA (dovecot-lda / sealmail-vault
+    deliver: the raw bytes on stdin), then compares what a client sees: structure and
+    content, and BODY[] against the input once trace fields are removed."""
+    picks = [(n, m) for n, m in corpus if n.startswith("hard-")][:40]
+    ok = {a.name: [], b.name + "#b": []}
+    for peer, key in ((a, a.name), (b, b.name + "#b")):
+        for name, data in picks:
+            try:
+                if peer.name == "dovecot":
+                    peer.deliver(DELIVER_USER, data, via="lda")
+                else:
+                    peer.deliver(DELIVER_USER, data)
+                ok[key].append(name)
+            except Exception as e:  # noqa: BLE001 - recorded and compared
+                print("  deliver %s to %s: %s" % (name, peer.name, e))
+    da, db = ok[a.name], ok[b.name + "#b"]
+    d.check("DELIVER", "accepted messages", da, db)
+    ca, cb = Session(a, DELIVER_USER), Session(b, DELIVER_USER)
+    ca.select()
+    cb.select()
+    sa = {n: i + 1 for i, n in enumerate(da)}
+    sb = {n: i + 1 for i, n in enumerate(db)}
+    common = [n for n in da if n in sb]
+    data = dict(picks)
+    for name in common:
+        for item in ("ENVELOPE", "BODYSTRUCTURE", "BODY.PEEK[TEXT]", "BODY.PEEK[1]",
+                     "BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)]"):
+            d.check(name, "deliver " + item, fetch(ca, sa[name], item),
+                    fetch(cb, sb[name], item))
+        # each server against the input: only trace fields may be added in front
+        want = data[name]
+        # transformations a server may legitimately apply to what it returns: line
+        # ends made CRLF (RFC 5322 2.3: CR and LF only occur together) and NUL
+        # replaced, since a literal cannot carry NUL (RFC 3501 9, CHAR8 is %x01-ff;
+        # Dovecot sends 0x80 instead)
+        canon = want.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        allowed = {want, canon, canon.replace(b"\x00", b"\x80"),
+                   want.replace(b"\x00", b"\x80")}
+        for c, q, side in ((ca, sa[name], d.a), (cb, sb[name], d.b)):
+            _, it = fetch(c, q, "BODY.PEEK[]")
+            got = strip_trace(bytes(it.get("BODY[]", b"")))
+            d.check(name, "deliver BODY[] vs input (%s)" % side, want,
+                    want if got in allowed else got)
+    ca.logout()
+    cb.logout()
+
+
+def run(args):
+    corpus_dir = args.corpus
+    names = sorted(f for f in os.listdir(corpus_dir) if f.endswith(".eml"))
+    if args.only:
+        names = [n for n in names if args.only in n]
+    corpus = []
+    for n in names:
+        with open(os.path.join(corpus_dir, n), "rb") as f:
+            corpus.append((n, f.read()))
+    print("corpus: %d messages from %s" % (len(corpus), corpus_dir))
+
+    t0 = time.time()
+    try:
+        a = make_peer(args.a, [USER, DELIVER_USER], args.build)
+    except SkipPeer as e:
+        print("SKIP:", e)
+        return SKIP
+    try:
+        try:
+            b = make_peer(args.b, [USER, DELIVER_USER], args.build)
+        except SkipPeer as e:
+            print("SKIP:", e)
+            return SKIP
+        try:
+            return compare(args, a, b, corpus, t0)
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
+def compare(args, a, b, corpus, t0):
+    bname = b.name if b.name != a.name else b.name + "2"
+    d = Diffs(a.name, bname)
+    print("peers: %s vs %s, started in %.1f s" % (a.name, bname, time.time() - t0))
+
+    t = time.time()
+    ca, oa, sa = append_all(a, corpus)
+    cb, ob, sb = append_all(b, corpus)
+    for name, _ in corpus:
+        d.check(name, "APPEND", oa.get(name), ob.get(name))
+    common = [n for n, _ in corpus if n in sa and n in sb]
+    print("append: %d/%d messages stored by both (%.1f s)" % (
+        len(common), len(corpus), time.time() - t))
+
+    binary = b"BINARY" in capabilities(ca) and b"BINARY" in capabilities(cb)
+    if not binary:
+        print("note: BINARY not advertised by both; BINARY items compared anyway")
+        binary = True
+
+    t = time.time()
+    compare_messages(d, ca, cb, sa, sb, common, binary)
+    print("fetch: %d comparisons (%.1f s)" % (d.compared, time.time() - t))
+
+    t = time.time()
+    na, nb = name_maps(ca, sa), name_maps(cb, sb)
+    cset = set(common)
+    n0 = d.compared
+    compare_searches(d, ca, cb, na, nb, search_queries(), cset)
+    for label, cmd in FLAG_STEPS:
+        ra = ca.cmd(cmd.encode())
+        rb = cb.cmd(cmd.encode())
+        d.check("STORE", label, status_key(ra[0], ra[1]), status_key(rb[0], rb[1]))
+    for name in common[:16]:
+        d.check(name, "FLAGS after STORE", fetch(ca, sa[name], "FLAGS"),
+                fetch(cb, sb[name], "FLAGS"))
+    compare_searches(d, ca, cb, na, nb, [(q, q, []) for q in FLAG_SEARCHES], cset)
+    print("search: %d comparisons (%.1f s)" % (d.compared - n0, time.time() - t))
+    ca.logout()
+    cb.logout()
+
+    if not args.no_deliver:
+        t = time.time()
+        n0 = d.compared
+        deliver_phase(d, a, b, corpus, binary)
+        print("deliver: %d comparisons (%.1f s)" % (d.compared - n0, time.time() - t))
+
+    print()
+    print("%d comparisons, %d unexplained differences, %d explained (%.1f s)" % (
+        d.compared, len(d.failures), len(d.explained), time.time() - t0))
+    for m, item, why in d.explained:
+        print("  explained: %s %s: %s" % (m, item, why))
+    if d.failures:
+        print("unexplained differences:")
+        for m, item in d.failures:
+            print("  %s  %s" % (m, item))
+    if args.report:
+        with open(args.report, "w") as f:
+            for m, item in d.failures:
+                f.write("%s\t%s\n" % (m, item))
+    return 1 if d.failures else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--a", default="dovecot")
+    ap.add_argument("--b", default=os.environ.get("DIFF_PEER", "auto"),
+                    choices=["auto", "sealmail", "sealmail-engine", "dovecot"])
+    ap.add_argument("--build", default=os.environ.get("SEALMAIL_BUILD",
+                                                      os.path.join(HERE, "..", "build")))
+    ap.add_argument("--corpus", default=os.path.join(HERE, "corpus"))
+    ap.add_argument("--only", help="only corpus files whose name contains this")
+    ap.add_argument("--report", help="write the unexplained differences here")
+    ap.add_argument("--no-deliver", action="store_true")
+    args = ap.parse_args()
+    try:
+        sys.exit(run(args))
+    except SystemExit:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
