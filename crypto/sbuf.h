@@ -19,7 +19,8 @@ struct sbuf {
 /* 0 or -ENOMEM. max is the hard cap on len. */
 int sbuf_new(size_t max, struct sbuf **out);
 int sbuf_new_secure(size_t max, struct sbuf **out);
-/* A read-only view of caller memory (no copy, no ownership). */
+/* A read-only view of caller memory (no copy, no ownership): every put on it fails
+ * with -EINVAL; sbuf_free only NULLs the pointer (b is caller storage). */
 void sbuf_from(struct sbuf *b, const void *p, size_t len);
 void sbuf_free(struct sbuf **b);		/* wipes secure buffers; NULLs *b */
 void sbuf_reset(struct sbuf *b);		/* len = off = 0, wipes if secure */
@@ -32,7 +33,8 @@ int sbuf_put_u32(struct sbuf *b, uint32_t v);
 int sbuf_put_u64(struct sbuf *b, uint64_t v);
 int sbuf_put_str16(struct sbuf *b, const void *p, size_t n);	/* u16 length + bytes */
 int sbuf_put_str32(struct sbuf *b, const void *p, size_t n);	/* u32 length + bytes */
-/* Reserve n bytes at the end and return a pointer to them (valid until next put). */
+/* Reserve n bytes at the end and return a pointer to them (valid until next put).
+ * Their contents are unspecified until written. */
 int sbuf_reserve(struct sbuf *b, size_t n, uint8_t **p_out);
 int sbuf_printf(struct sbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
