@@ -265,6 +265,7 @@ def message_items(paths, binary):
         if kind == "leaf" and binary:
             items.append("BINARY.PEEK[%s]" % p)
             items.append("BINARY.SIZE[%s]" % p)
+            items.append("BINARY.PEEK[%s]<2.10>" % p)
         if kind == "message":
             items.append("BODY.PEEK[%s.HEADER]" % p)
             items.append("BODY.PEEK[%s.TEXT]" % p)
@@ -409,6 +410,48 @@ def compare_messages(d, ca, cb, sa, sb, names, binary, label_prefix=""):
             ra = fetch(ca, qa, item)
             rb = fetch(cb, qb, item)
             d.check(name, label_prefix + item, ra, rb)
+
+
+BULK_FETCHES = [
+    # what clients send when they open a mailbox (mbsync, Thunderbird, mutt)
+    "FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)",
+    "FETCH 1:* (ENVELOPE BODYSTRUCTURE)",
+    "UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject "
+    "Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type "
+    "Reply-To)])",
+    "FETCH 1:* (BODY.PEEK[HEADER.FIELDS.NOT (Received Return-Path)] BINARY.SIZE[1])",
+]
+
+
+def compare_bulk(d, ca, cb, sa, sb, common):
+    """Multi-message, multi-item FETCHes: every message's items must match."""
+    for cmd in BULK_FETCHES:
+        res = []
+        for c, seqs in ((ca, sa), (cb, sb)):
+            st, text, u = c.cmd(cmd.encode())
+            per = {}
+            by_seq = {q: n for n, q in seqs.items()}
+            for r in u:
+                f = imapwire.fetch_items(r)
+                if f:
+                    per.setdefault(by_seq.get(f[0], "#%d" % f[0]), {}).update(f[1])
+            res.append((status_key(st, text), per))
+        d.check("BULK", cmd + " status", res[0][0], res[1][0])
+        for name in common:
+            d.check(name, "bulk " + cmd, res[0][1].get(name), res[1][1].get(name))
+
+
+def compare_status(d, ca, cb):
+    for cmd in ("STATUS INBOX (MESSAGES UIDNEXT UNSEEN RECENT)",
+                "STATUS INBOX (SIZE)", "LIST \"\" \"*\"", "LSUB \"\" \"*\"",
+                "EXAMINE INBOX", "SELECT INBOX"):
+        res = []
+        for c in (ca, cb):
+            st, text, u = c.cmd(cmd.encode())
+            # UIDVALIDITY and HIGHESTMODSEQ are per-server values
+            u = [r for r in u if b"UIDVALIDITY" not in r and b"HIGHESTMODSEQ" not in r]
+            res.append((status_key(st, text), sorted(u)))
+        d.check("MAILBOX", cmd, res[0], res[1])
 
 
 def compare_searches(d, ca, cb, na, nb, queries, common):
@@ -570,6 +613,11 @@ def compare(args, a, b, corpus, t0):
     print("fetch: %d comparisons (%.1f s)" % (d.compared, time.time() - t))
 
     t = time.time()
+    n0 = d.compared
+    compare_bulk(d, ca, cb, sa, sb, common)
+    print("bulk fetch: %d comparisons (%.1f s)" % (d.compared - n0, time.time() - t))
+
+    t = time.time()
     na, nb = name_maps(ca, sa), name_maps(cb, sb)
     cset = set(common)
     n0 = d.compared
@@ -583,6 +631,7 @@ def compare(args, a, b, corpus, t0):
                 fetch(cb, sb[name], "FLAGS"))
     compare_searches(d, ca, cb, na, nb, [(q, q, []) for q in FLAG_SEARCHES], cset)
     print("search: %d comparisons (%.1f s)" % (d.compared - n0, time.time() - t))
+    compare_status(d, ca, cb)
     ca.logout()
     cb.logout()
 
