@@ -1,0 +1,194 @@
+/* The sealed per-message cache as the engine stores it, and loading message bodies.
+ *
+ * Blob (opaque to the vault, which seals it under the message's data key):
+ *   "SEC" u8 version=1
+ *   u32 len + imap_msg_cache blob (ENVELOPE, BODYSTRUCTURE, BODY, part table, Date)
+ *   u32 len + the top-level header block (with its blank line)
+ * The header copy lets header SEARCH keys and BODY[HEADER...] fetches run without
+ * opening the body (a header block is small next to most bodies).
+ *
+ * A message seen for the first time has no cache (-ENOENT): it is read once, parsed,
+ * and the blob queued to be written in a write transaction after the read batch
+ * (struct pending_cache). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "imap-engine-private.h"
+#include "log.h"
+
+#define BLOB_MAGIC "SEC"
+#define BLOB_VERSION 1
+
+void mcache_clear(struct mcache *mc)
+{
+	sbuf_free(&mc->blob);
+	memset(mc, 0, sizeof(*mc));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Parses our wrapper around the imap-msg blob; untrusted like any stored record. */
+static int blob_parse(struct mcache *mc)
+{
+	const uint8_t *p = mc->blob->d;
+	size_t n = mc->blob->len, l1, l2;
+
+	if (n < 8 || memcmp(p, BLOB_MAGIC, 3) != 0 || p[3] != BLOB_VERSION)
+		return -EPROTO;
+	l1 = get_u32(p + 4);
+	if (l1 > n - 8 || n - 8 - l1 < 4)
+		return -EPROTO;
+	l2 = get_u32(p + 8 + l1);
+	if (l2 != n - 12 - l1)
+		return -EPROTO;
+	if (imap_msg_cache_parse(p + 8, l1, &mc->mc) < 0)
+		return -EPROTO;
+	mc->hdr = p + 12 + l1;
+	mc->hdrlen = l2;
+	return 0;
+}
+
+int msg_cache_build(const struct imap_msg *m, struct sbuf **out)
+{
+	const struct imap_msg_part *root = imap_msg_root(m);
+	struct imap_mbuf mb;
+	struct sbuf *b = NULL;
+	int r;
+
+	*out = NULL;
+	imap_mbuf_init(&mb, VAULT_META_CACHE_MAX);
+	if ((r = imap_msg_cache_build(m, &mb)) < 0)
+		goto out;
+	if (root->hdr_len > VAULT_META_CACHE_MAX / 2) {
+		r = -E2BIG;	/* an absurd header: no copy, searches read the body */
+		goto out;
+	}
+	if ((r = sbuf_new_secure(VAULT_META_CACHE_MAX, &b)) < 0)
+		goto out;
+	if ((r = sbuf_put(b, BLOB_MAGIC, 3)) < 0 || (r = sbuf_put_u8(b, BLOB_VERSION)) < 0 ||
+	    (r = sbuf_put_str32(b, mb.d, mb.len)) < 0 ||
+	    (r = sbuf_put_str32(b, imap_msg_data(m) + root->hdr_off, root->hdr_len)) < 0)
+		goto out;
+	*out = b;
+	b = NULL;
+out:
+	if (mb.d != NULL)
+		explicit_bzero(mb.d, mb.cap);
+	imap_mbuf_release(&mb);
+	sbuf_free(&b);
+	return r;
+}
+
+int msg_load(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32_t uid,
+    struct sbuf **data_out, struct imap_msg **msg_out)
+{
+	struct sbuf *d = NULL;
+	int r;
+
+	*data_out = NULL;
+	if (msg_out != NULL)
+		*msg_out = NULL;
+	if ((r = vault_msg_read(t, c->u->k, mbox, uid, 0, UINT64_MAX, &d)) < 0)
+		return r;
+	if (msg_out != NULL && (r = imap_msg_parse(d->d, d->len, NULL, msg_out)) < 0) {
+		sbuf_free(&d);
+		return r;
+	}
+	*data_out = d;
+	return 0;
+}
+
+int pending_add(struct pending_cache *p, uint32_t uid, struct sbuf *blob)
+{
+	if (p->n == p->cap) {
+		size_t ncap = p->cap ? p->cap * 2 : 16;
+		struct pending_ent *ne = realloc(p->e, ncap * sizeof(*ne));
+
+		if (ne == NULL)
+			return -ENOMEM;
+		p->e = ne;
+		p->cap = ncap;
+	}
+	p->e[p->n].uid = uid;
+	p->e[p->n].blob = blob;
+	p->n++;
+	return 0;
+}
+
+void pending_clear(struct pending_cache *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		sbuf_free(&p->e[i].blob);
+	free(p->e);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Writes queued cache blobs. A failure only costs a re-parse later. */
+int pending_flush(struct imap_client *c, uint32_t mbox, struct pending_cache *p)
+{
+	struct vault_txn *t = NULL;
+	int r = 0;
+
+	if (p->n == 0)
+		return 0;
+	if ((r = vault_txn_begin(c->u->v, true, &t)) == 0) {
+		for (size_t i = 0; i < p->n; i++) {
+			r = vault_msg_set_cache(t, c->u->k, mbox, p->e[i].uid, p->e[i].blob->d,
+			    p->e[i].blob->len);
+			if (r == VAULT_ERR_NOMSG)
+				r = 0;	/* expunged meanwhile */
+			if (r < 0)
+				break;
+		}
+		if (r == 0)
+			r = vault_txn_commit(&t);
+		else
+			vault_txn_abort(&t);
+	}
+	if (r < 0)
+		log_warn("session: cache write failed: %s", vault_strerror(r));
+	for (size_t i = 0; i < p->n; i++)
+		sbuf_free(&p->e[i].blob);
+	p->n = 0;
+	return r;
+}
+
+int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32_t uid,
+    struct mcache *out, struct pending_cache *pend)
+{
+	struct sbuf *data = NULL, *copy = NULL;
+	struct imap_msg *m = NULL;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = vault_msg_get_cache(t, c->u->k, mbox, uid, &out->blob);
+	if (r == 0) {
+		if (blob_parse(out) == 0)
+			return 0;
+		/* Unreadable (an older format): rebuild it. */
+		sbuf_free(&out->blob);
+	} else if (r != -ENOENT) {
+		return r;
+	}
+	if ((r = msg_load(c, t, mbox, uid, &data, &m)) < 0)
+		return r;
+	r = msg_cache_build(m, &out->blob);
+	imap_msg_free(&m);
+	sbuf_free(&data);
+	if (r < 0)
+		return r;
+	if ((r = blob_parse(out)) < 0) {
+		mcache_clear(out);
+		return r;
+	}
+	/* Queue a copy for writing (the vault seals it). */
+	if (pend != NULL && sbuf_new_secure(out->blob->len, &copy) == 0) {
+		if (sbuf_put(copy, out->blob->d, out->blob->len) < 0 ||
+		    pending_add(pend, uid, copy) < 0)
+			sbuf_free(&copy);
+	}
+	return 0;
+}
