@@ -1,0 +1,765 @@
+#!/usr/bin/env python3
+"""Integration tests for sealmail-imapd: listeners, TLS policy, the process model, the
+pre-login protocol and login (passphrase + OTP, unlock window), isolation between
+users' session processes, privilege drop, SIGHUP certificate reload, limits.
+
+Real programs only: a temporary vault made with `sealmail-vault init`, users made with
+`sealmail-keymgr user add --soft-token`, mail delivered with `sealmail-vault deliver`,
+the real server on 127.0.0.1 with free ports, Python's imaplib/ssl as the client.
+
+Usage: test_imapd.py IMAPD VAULT KEYMGR [TEST-NAME-SUBSTRING...]
+Prints "N passed, N failed" (and skipped) and exits non-zero on any failure.
+Tests that read other processes' memory or need the privilege drop run only as root.
+"""
+import base64
+import imaplib
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+RUN_USER = "sealmail"
+IS_ROOT = os.geteuid() == 0
+PASS = {"alice": "alice has a long passphrase 1", "bob": "bob keeps another passphrase 2"}
+MARKER = "SEALMAIL-MARKER-7f3a9c2e-alice-only"
+
+
+class Skip(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def set_config(path, settings):
+    """Sets key = value lines, uncommenting the documented defaults."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    for key, value in settings.items():
+        pat = re.compile(r"^#?\s*%s\s*=" % re.escape(key))
+        for i, line in enumerate(lines):
+            if pat.match(line):
+                lines[i] = "%s = %s" % (key, value)
+                break
+        else:
+            lines.append("%s = %s" % (key, value))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def client_ctx(minv=None, maxv=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if minv is not None:
+        ctx.minimum_version = minv
+    if maxv is not None:
+        ctx.maximum_version = maxv
+    return ctx
+
+
+def children(ppid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+            fields = st[st.rindex(")") + 2:].split()
+            if int(fields[1]) == ppid:
+                out.append(int(d))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def status_ids(pid):
+    ids = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("Uid:", "Gid:")):
+                ids[line[:3]] = [int(x) for x in line.split()[1:]]
+    return ids
+
+
+def read_memory(pid):
+    """Every readable mapping of a process (root only)."""
+    chunks = []
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if "r" not in parts[1] or (len(parts) > 5 and parts[5] in ("[vvar]", "[vsyscall]")):
+                continue
+            try:
+                mem.seek(lo)
+                chunks.append(mem.read(hi - lo))
+            except (OSError, ValueError, OverflowError):
+                pass
+    return b"".join(chunks)
+
+
+class Vault:
+    """A temporary vault with users alice and bob."""
+
+    def __init__(self, bins):
+        self.imapd, self.vault_bin, self.keymgr = bins
+        self.tmp = tempfile.mkdtemp(prefix="sealmail-imapd-test-")
+        os.chmod(self.tmp, 0o755)
+        self.dir = os.path.join(self.tmp, "vault")
+        self.run([self.vault_bin, "init", self.dir])
+        self.conf = os.path.join(self.dir, "sealmail.conf")
+        set_config(self.conf, {"argon2_memory": "19456", "argon2_passes": "2"})
+        self.tokens = {}
+        for user in ("alice", "bob"):
+            self.add_user(user)
+        self.deliver("alice", "Subject: for alice\r\nFrom: a@example.org\r\n\r\n%s\r\n" % MARKER)
+        self.deliver("alice", "Subject: second\r\nFrom: a@example.org\r\n\r\nhello\r\n")
+        self.deliver("bob", "Subject: for bob\r\nFrom: b@example.org\r\n\r\nbob's mail\r\n")
+        if IS_ROOT:
+            ensure_run_user()
+            subprocess.run(["chown", "-R", RUN_USER + ":", self.tmp], check=True)
+
+    def run(self, args, input=None, pass_fds=()):
+        p = subprocess.run(args, input=input, pass_fds=pass_fds, capture_output=True,
+                           timeout=120)
+        if p.returncode != 0:
+            raise AssertionError("%s failed (%d): %s" % (" ".join(args), p.returncode,
+                                                       p.stderr.decode(errors="replace")))
+        return p.stdout.decode(errors="replace")
+
+    def add_user(self, user):
+        tok = os.path.join(self.tmp, user + ".token")
+        r, w = os.pipe()
+        os.write(w, (PASS[user] + "\n").encode())
+        os.close(w)
+        try:
+            self.run([self.keymgr, "-c", self.conf, "user", "add", user,
+                      "--passphrase-fd", str(r), "--soft-token", tok], pass_fds=(r,))
+        finally:
+            os.close(r)
+        self.tokens[user] = tok
+
+    def deliver(self, user, msg):
+        self.run([self.vault_bin, "-c", self.conf, "deliver", user], input=msg.encode())
+
+    def otp(self, user):
+        out = self.run([self.keymgr, "token", "otp", self.tokens[user]]).strip()
+        check(len(out) == 44, "token otp printed %r" % out)
+        return out
+
+    def password(self, user):
+        return PASS[user] + self.otp(user)
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def ensure_run_user():
+    try:
+        pwd.getpwnam(RUN_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", RUN_USER], check=True)
+
+
+class Server:
+    def __init__(self, vault, **settings):
+        self.v = vault
+        self.imap_port, self.imaps_port = free_port(), free_port()
+        self.conf = os.path.join(vault.tmp, "imapd-%d.conf" % self.imap_port)
+        shutil.copy(vault.conf, self.conf)
+        s = {"imap_listen": "127.0.0.1:%d" % self.imap_port,
+             "imaps_listen": "127.0.0.1:%d" % self.imaps_port,
+             "lmtp_listen": "", "data_dir": vault.dir, "log_level": "debug"}
+        # The certificate and key that `vault init` made (paths as it wrote them).
+        with open(vault.conf) as f:
+            for line in f:
+                m = re.match(r"^\s*(tls_cert|tls_key)\s*=\s*(\S+)", line)
+                if m:
+                    path = m.group(2)
+                    s[m.group(1)] = path if os.path.isabs(path) else \
+                        os.path.join(vault.dir, path)
+        check("tls_cert" in s and "tls_key" in s, "vault init wrote no tls_cert/tls_key")
+        if IS_ROOT:
+            s["run_user"] = RUN_USER
+        s.update({k: str(v) for k, v in settings.items()})
+        set_config(self.conf, s)
+        if IS_ROOT:     # SIGHUP re-reads it after the privilege drop
+            subprocess.run(["chown", RUN_USER + ":", self.conf], check=True)
+        self.cert = s["tls_cert"]
+        self.key = s["tls_key"]
+        self.log = os.path.join(vault.tmp, "imapd-%d.log" % self.imap_port)
+        self.logf = open(self.log, "wb")
+        self.p = subprocess.Popen([vault.imapd, "-c", self.conf], stdout=self.logf,
+                                  stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            check(self.p.poll() is None, "server exited: " + self.log_text())
+            try:
+                socket.create_connection(("127.0.0.1", self.imaps_port), 0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("server did not start: " + self.log_text())
+
+    def log_text(self):
+        self.logf.flush()
+        with open(self.log, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def session_pids(self, user):
+        pids = [int(m) for m in re.findall(r"session for user %s: pid (\d+)" % user,
+                                           self.log_text())]
+        return [p for p in pids if comm(p) == "imapd-session" and
+                p in children(self.p.pid)]
+
+    def procs(self, name):
+        return [p for p in children(self.p.pid) if comm(p) == name]
+
+    def imaps(self, user=None, password=None):
+        c = imaplib.IMAP4_SSL("127.0.0.1", self.imaps_port, ssl_context=client_ctx())
+        if user:
+            c.login(user, password if password is not None else self.v.password(user))
+        return c
+
+    def plain(self):
+        return imaplib.IMAP4("127.0.0.1", self.imap_port)
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.logf.close()
+        return self.p.returncode
+
+
+class Raw:
+    """A line-level IMAP client over TLS or plain TCP."""
+
+    def __init__(self, port, tls=True):
+        s = socket.create_connection(("127.0.0.1", port), 10)
+        self.s = client_ctx().wrap_socket(s) if tls else s
+        self.buf = b""
+        self.greeting = self.line()
+
+    def line(self, timeout=10):
+        self.s.settimeout(timeout)
+        while b"\r\n" not in self.buf:
+            d = self.s.recv(4096)
+            if not d:
+                raise EOFError("connection closed; had %r" % self.buf)
+            self.buf += d
+        ln, self.buf = self.buf.split(b"\r\n", 1)
+        return ln.decode(errors="replace")
+
+    def send(self, data):
+        self.s.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def cmd(self, tag, text):
+        self.send("%s %s\r\n" % (tag, text))
+        return self.until(tag)
+
+    def until(self, tag):
+        lines = []
+        while True:
+            ln = self.line()
+            lines.append(ln)
+            if ln.startswith(tag + " "):
+                return lines
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+# ---- tests -----------------------------------------------------------------------
+
+def t_implicit_tls_login(srv):
+    c = srv.imaps("alice")
+    typ, data = c.select("INBOX")
+    check(typ == "OK" and int(data[0]) >= 2, "SELECT INBOX: %r %r" % (typ, data))
+    typ, data = c.fetch("1", "(BODY[])")
+    check(typ == "OK" and MARKER.encode() in data[0][1], "FETCH body: %r" % (data,))
+    c.logout()
+
+
+def t_greeting_capability(srv):
+    r = Raw(srv.imaps_port)
+    check(r.greeting.startswith("* OK [CAPABILITY ") and "sealmail ready" in r.greeting,
+          "greeting %r" % r.greeting)
+    check("AUTH=PLAIN" in r.greeting and "STARTTLS" not in r.greeting and
+          "LOGINDISABLED" not in r.greeting, "TLS greeting caps %r" % r.greeting)
+    r.close()
+    p = Raw(srv.imap_port, tls=False)
+    check("STARTTLS" in p.greeting, "plain greeting lacks STARTTLS: %r" % p.greeting)
+    p.close()
+
+
+def t_starttls(srv):
+    c = srv.plain()
+    check("STARTTLS" in c.capabilities, "caps %r" % (c.capabilities,))
+    c.starttls(ssl_context=client_ctx())
+    c.login("alice", srv.v.password("alice"))
+    typ, _ = c.select("INBOX")
+    check(typ == "OK", "SELECT after STARTTLS")
+    c.logout()
+
+
+def t_starttls_injection_discarded(srv):
+    """Bytes pipelined after STARTTLS in clear text must not be executed under TLS."""
+    r = Raw(srv.imap_port, tls=False)
+    r.send("s1 STARTTLS\r\nx1 CAPABILITY\r\n")
+    ln = r.line()
+    check(ln.startswith("s1 OK"), "STARTTLS answer %r" % ln)
+    r.s = client_ctx().wrap_socket(r.s)
+    r.buf = b""
+    out = r.cmd("n1", "NOOP")
+    check(not any(x.startswith("x1") for x in out), "injected command ran: %r" % out)
+    check(out[-1].startswith("n1 OK"), "NOOP after STARTTLS %r" % out)
+    r.close()
+
+
+def t_tls_versions(srv):
+    for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        c = imaplib.IMAP4_SSL("127.0.0.1", srv.imaps_port, ssl_context=client_ctx(v, v))
+        check(c.sock.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                                   ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[v],
+              "negotiated %s" % c.sock.version())
+        cipher = c.sock.cipher()[0]
+        check("GCM" in cipher or "CHACHA20" in cipher, "non-AEAD cipher %s" % cipher)
+        c.logout()
+    ctx = client_ctx(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1)
+    try:
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+    except ssl.SSLError:
+        pass
+    try:
+        c = imaplib.IMAP4_SSL("127.0.0.1", srv.imaps_port, ssl_context=ctx)
+        c.logout()
+        raise AssertionError("TLS 1.1 was accepted")
+    except (ssl.SSLError, ConnectionError, OSError, imaplib.IMAP4.abort) as e:
+        if isinstance(e, AssertionError):
+            raise
+
+
+def t_authenticate_plain(srv):
+    # SASL-IR (RFC 4959)
+    r = Raw(srv.imaps_port)
+    ir = base64.b64encode(b"\0alice\0" + srv.v.password("alice").encode()).decode()
+    out = r.cmd("a1", "AUTHENTICATE PLAIN " + ir)
+    check(out[-1].startswith("a1 OK"), "SASL-IR: %r" % out)
+    out = r.cmd("a2", "SELECT INBOX")
+    check(out[-1].startswith("a2 OK"), "SELECT after AUTHENTICATE: %r" % out)
+    r.close()
+    # without initial response, and cancel with "*"
+    r = Raw(srv.imaps_port)
+    r.send("b1 AUTHENTICATE PLAIN\r\n")
+    check(r.line().startswith("+"), "no continuation")
+    r.send("*\r\n")
+    ln = r.until("b1")[-1]
+    check(ln.startswith("b1 BAD"), "cancel: %r" % ln)
+    r.send("b2 AUTHENTICATE PLAIN\r\n")
+    check(r.line().startswith("+"), "no continuation")
+    r.send(base64.b64encode(b"alice\0alice\0" + srv.v.password("alice").encode()) + b"\r\n")
+    out = r.until("b2")
+    check(out[-1].startswith("b2 OK"), "AUTHENTICATE with continuation: %r" % out)
+    r.close()
+    # imaplib's own AUTHENTICATE
+    c = srv.imaps()
+    pw = srv.v.password("alice")
+    c.authenticate("PLAIN", lambda _: b"\0alice\0" + pw.encode())
+    c.logout()
+
+
+def t_wrong_passphrase_delay(srv):
+    c = srv.imaps("alice")          # a success resets this address's failure count
+    c.logout()
+    r = Raw(srv.imaps_port)
+    times = []
+    for i in range(2):
+        t0 = time.time()
+        out = r.cmd("w%d" % i, 'LOGIN alice "wrong passphrase here%s"' % srv.v.otp("alice"))
+        times.append(time.time() - t0)
+        check(out[-1].startswith("w%d NO [AUTHENTICATIONFAILED]" % i), "wrong: %r" % out)
+    check(times[0] >= 0.45, "first failure answered after %.2fs" % times[0])
+    check(times[1] >= times[0] + 0.4, "delay did not grow: %r" % times)
+    out = r.cmd("ok", 'LOGIN alice "%s"' % srv.v.password("alice"))
+    check(out[-1].startswith("ok OK"), "correct login after failures: %r" % out)
+    r.close()
+    check("wrong passphrase or token" in srv.log_text(), "failure not logged")
+
+
+def t_unknown_user_and_replay(srv):
+    c = srv.imaps("alice")
+    c.logout()
+    otp = srv.v.otp("alice")
+    c = srv.imaps("alice", PASS["alice"] + otp)
+    c.logout()
+    c = srv.imaps()
+    try:
+        c.login("alice", PASS["alice"] + otp)
+        raise AssertionError("replayed OTP accepted")
+    except imaplib.IMAP4.error as e:
+        check("AUTHENTICATIONFAILED" in str(e), "replay answer %s" % e)
+    try:
+        c.login("nosuchuser", "whatever passphrase" + srv.v.otp("alice"))
+        raise AssertionError("unknown user accepted")
+    except imaplib.IMAP4.error:
+        pass
+    c.login("alice", srv.v.password("alice"))    # still usable; resets the count
+    c.logout()
+    log = srv.log_text()
+    check("replayed OTP" in log, "replay not logged distinctly")
+    check("unknown user" in log, "unknown user not logged distinctly")
+    check(PASS["alice"] not in log and otp not in log, "secret in the log")
+
+
+def t_window_login(srv):
+    c = srv.imaps("alice")               # full login opens the window
+    c2 = srv.imaps("alice", PASS["alice"])
+    typ, _ = c2.select("INBOX")
+    check(typ == "OK", "passphrase-only session works")
+    c2.logout()
+    c.logout()
+    c3 = srv.imaps()
+    try:
+        c3.login("alice", "not the passphrase at all")
+        raise AssertionError("wrong passphrase-only login accepted")
+    except imaplib.IMAP4.error:
+        pass
+    c3.logout()
+    c = srv.imaps("alice")
+    c.logout()
+
+
+def t_garbage_before_login(srv):
+    r = Raw(srv.imap_port, tls=False)
+    r.send(b"\x01\x02\x03 garbage (((\r\n")
+    ln = r.line()
+    check(" BAD " in ln or ln.startswith("* BAD"), "garbage answer %r" % ln)
+    out = r.cmd("g1", "SELECT INBOX")
+    check(out[-1].startswith("g1 NO") or out[-1].startswith("g1 BAD"), "SELECT: %r" % out)
+    out = r.cmd("g2", "CAPABILITY")
+    check(out[-1].startswith("g2 OK"), "usable after garbage: %r" % out)
+    out = r.cmd("g3", 'ID ("name" "test")')
+    check(out[-1].startswith("g3 OK") and out[0].startswith("* ID"), "ID: %r" % out)
+    out = r.cmd("g4", "LOGOUT")
+    check(out[0].startswith("* BYE"), "LOGOUT: %r" % out)
+    r.close()
+
+
+def t_plaintext_loopback_allowed(srv):
+    c = srv.plain()
+    check("LOGINDISABLED" not in c.capabilities, "caps %r" % (c.capabilities,))
+    c.login("alice", srv.v.password("alice"))
+    c.logout()
+
+
+def t_one_session_per_user(srv):
+    a1 = srv.imaps("alice")
+    a2 = srv.imaps("alice", PASS["alice"])
+    a3 = srv.imaps("alice")
+    pids = srv.session_pids("alice")
+    check(len(pids) == 1, "alice's session processes: %r" % pids)
+    b1 = srv.imaps("bob")
+    bp = srv.session_pids("bob")
+    check(len(bp) == 1 and bp[0] != pids[0], "bob's session: %r vs %r" % (bp, pids))
+    check(len(srv.procs("imapd-session")) == 2, "session processes: %r" %
+          srv.procs("imapd-session"))
+    # both connections see each other's changes through the one process
+    a1.select("INBOX")
+    a2.select("INBOX")
+    for c in (a1, a2, a3, b1):
+        c.logout()
+
+
+def t_isolation_memory(srv):
+    if not IS_ROOT:
+        raise Skip("reading /proc/PID/mem needs root")
+    a = srv.imaps("alice")
+    b = srv.imaps("bob")
+    a.select("INBOX")
+    typ, data = a.fetch("1", "(BODY[])")
+    check(MARKER.encode() in data[0][1], "alice fetched her marker")
+    b.select("INBOX")
+    b.fetch("1:*", "(BODY[])")
+    ap, bp = srv.session_pids("alice"), srv.session_pids("bob")
+    check(len(ap) == 1 and len(bp) == 1, "sessions %r %r" % (ap, bp))
+    amem, bmem = read_memory(ap[0]), read_memory(bp[0])
+    check(MARKER.encode() in amem, "positive control: marker not in alice's process")
+    check(MARKER.encode() not in bmem, "alice's mail is in bob's session process")
+    check(b"bob's mail" in bmem, "positive control: bob's mail in bob's process")
+    for who, mem in (("alice", amem), ("bob", bmem)):
+        check(PASS["alice"].encode() not in mem and PASS["bob"].encode() not in mem,
+              "a passphrase is in %s's session process" % who)
+    check(MARKER.encode() not in read_memory(srv.p.pid), "mail in the master")
+    a.logout()
+    b.logout()
+
+
+def t_privileges(srv):
+    if not IS_ROOT:
+        raise Skip("privilege drop needs root")
+    uid = pwd.getpwnam(RUN_USER).pw_uid
+    gid = pwd.getpwnam(RUN_USER).pw_gid
+    a = srv.imaps("alice")
+    r = Raw(srv.imaps_port)       # a login process that has not logged in
+    time.sleep(0.2)
+    logins, sessions = srv.procs("imapd-login"), srv.procs("imapd-session")
+    check(logins and sessions, "processes: %r %r" % (logins, sessions))
+    for pid in logins + sessions + [srv.p.pid]:
+        ids = status_ids(pid)
+        check(ids["Uid"] == [uid] * 4 and ids["Gid"] == [gid] * 4,
+              "pid %d (%s) ids %r" % (pid, comm(pid), ids))
+    for pid in sessions + logins:
+        # A non-dumpable process's /proc/PID files (not the directory) belong to
+        # root (proc(5), task_dump_owner).
+        check(os.stat("/proc/%d/status" % pid).st_uid == 0, "pid %d (%s) is dumpable" %
+              (pid, comm(pid)))
+    check("dropped root" in srv.log_text(), "no privilege drop logged")
+    r.close()
+    a.logout()
+
+
+def t_sighup_reload(srv):
+    a = srv.imaps("alice")
+    a.select("INBOX")
+    old = ssl.DER_cert_to_PEM_cert(a.sock.getpeercert(True))
+    d = tempfile.mkdtemp(dir=srv.v.tmp)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                    "/CN=reloaded.test", "-keyout", os.path.join(d, "k.pem"), "-out",
+                    os.path.join(d, "c.pem")], check=True, capture_output=True)
+    shutil.copy(os.path.join(d, "c.pem"), srv.cert)
+    shutil.copy(os.path.join(d, "k.pem"), srv.key)
+    if IS_ROOT:
+        subprocess.run(["chown", RUN_USER + ":", srv.cert, srv.key], check=True)
+    srv.p.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while "reloaded TLS certificate" not in srv.log_text() and time.time() < deadline:
+        time.sleep(0.05)
+    check("reloaded TLS certificate" in srv.log_text(), "no reload: " + srv.log_text()[-500:])
+    c = srv.imaps()
+    new = c.sock.getpeercert(True)
+    with open(os.path.join(d, "c.pem")) as f:
+        check(ssl.PEM_cert_to_DER_cert(f.read()) == new, "new connection has the old cert")
+    check(ssl.PEM_cert_to_DER_cert(old) != new, "certificate did not change")
+    c.logout()
+    typ, _ = a.noop()
+    check(typ == "OK", "existing session died on SIGHUP")
+    a.logout()
+
+
+def t_check_config(srv):
+    bad = os.path.join(srv.v.tmp, "broken.conf")
+    shutil.copy(srv.conf, bad)
+    with open(bad) as f:
+        text = f.read().rstrip("\n")
+    n = len(text.split("\n"))
+    with open(bad, "w") as f:
+        f.write(text + "\nno_such_setting = 1\n")
+    p = subprocess.run([srv.v.imapd, "-c", bad, "--check-config"], capture_output=True)
+    err = p.stderr.decode()
+    check(p.returncode != 0, "--check-config accepted a broken file")
+    check(":%d:" % (n + 1) in err, "error does not name line %d: %r" % (n + 1, err))
+    p = subprocess.run([srv.v.imapd, "-c", srv.conf, "--check-config"], capture_output=True)
+    check(p.returncode == 0, "--check-config on a good file: %r" % p.stderr)
+
+
+def t_bind_failure(srv):
+    conf = os.path.join(srv.v.tmp, "dup.conf")
+    shutil.copy(srv.conf, conf)
+    p = subprocess.run([srv.v.imapd, "-c", conf], capture_output=True, timeout=10)
+    check(p.returncode != 0 and b"cannot bind" in p.stderr, "second server on the same "
+          "ports: %d %r" % (p.returncode, p.stderr))
+
+
+# tests for a server with: unlock_window 3 s, plaintext_loopback no, prelogin 2 s,
+# max_connections 4
+
+def t_window_expires(srv):
+    c = srv.imaps("alice")
+    c.logout()
+    c = srv.imaps("alice", PASS["alice"])    # inside the 3 s window
+    c.logout()
+    time.sleep(4)
+    c = srv.imaps()
+    try:
+        c.login("alice", PASS["alice"])
+        raise AssertionError("passphrase-only login accepted after the window")
+    except imaplib.IMAP4.error:
+        pass
+    c.login("alice", srv.v.password("alice"))
+    c.logout()
+
+
+def t_session_exits_after_window(srv):
+    c = srv.imaps("bob")
+    pids = srv.session_pids("bob")
+    c.logout()
+    check(len(pids) == 1, "bob's session %r" % pids)
+    deadline = time.time() + 8
+    while comm(pids[0]) == "imapd-session" and time.time() < deadline:
+        time.sleep(0.2)
+    check(comm(pids[0]) != "imapd-session", "session still alive after its window")
+    check("session ended, keys wiped" in srv.log_text(), "no wipe logged")
+
+
+def t_logindisabled(srv):
+    c = srv.plain()
+    check("LOGINDISABLED" in c.capabilities, "caps %r" % (c.capabilities,))
+    try:
+        c.login("alice", srv.v.password("alice"))
+        raise AssertionError("plaintext LOGIN accepted")
+    except imaplib.IMAP4.error as e:
+        check("PRIVACYREQUIRED" in str(e), "answer %s" % e)
+    r = Raw(srv.imap_port, tls=False)
+    out = r.cmd("p1", "AUTHENTICATE PLAIN " +
+                base64.b64encode(b"\0alice\0x").decode())
+    check(out[-1].startswith("p1 NO [PRIVACYREQUIRED]"), "AUTHENTICATE: %r" % out)
+    r.close()
+    c.starttls(ssl_context=client_ctx())
+    c.login("alice", srv.v.password("alice"))
+    c.logout()
+
+
+def t_prelogin_timeout(srv):
+    r = Raw(srv.imaps_port)
+    t0 = time.time()
+    try:
+        ln = r.line(timeout=6)
+        check("BYE" in ln, "timeout line %r" % ln)
+        r.line(timeout=6)
+        raise AssertionError("connection still open")
+    except EOFError:
+        pass
+    except ssl.SSLError:
+        pass
+    dt = time.time() - t0
+    check(1.5 <= dt <= 5, "closed after %.1fs" % dt)
+
+
+def t_max_connections(srv):
+    conns = [Raw(srv.imap_port, tls=False) for _ in range(4)]
+    r = socket.create_connection(("127.0.0.1", srv.imap_port), 5)
+    r.settimeout(5)
+    data = r.recv(200)
+    check(data.startswith(b"* BYE Too many connections"), "5th connection got %r" % data)
+    r.close()
+    for c in conns:
+        c.close()
+    check("max_connections" in srv.log_text(), "refusal not logged")
+
+
+# server with unlock_window = 0
+
+def t_window_disabled(srv):
+    c = srv.imaps("alice")
+    c2 = srv.imaps()
+    try:
+        c2.login("alice", PASS["alice"])
+        raise AssertionError("passphrase-only accepted with unlock_window = 0")
+    except imaplib.IMAP4.error:
+        pass
+    c2.logout()
+    c.logout()
+
+
+GROUPS = [
+    ({}, [t_greeting_capability, t_implicit_tls_login, t_starttls,
+          t_starttls_injection_discarded, t_tls_versions, t_authenticate_plain,
+          t_wrong_passphrase_delay, t_unknown_user_and_replay, t_window_login,
+          t_garbage_before_login, t_plaintext_loopback_allowed, t_one_session_per_user,
+          t_isolation_memory, t_privileges, t_sighup_reload, t_check_config,
+          t_bind_failure]),
+    ({"unlock_window": "3s", "plaintext_loopback": "no", "prelogin_timeout": "2s",
+      "max_connections": "4"},
+     [t_window_expires, t_session_exits_after_window, t_logindisabled,
+      t_prelogin_timeout, t_max_connections]),
+    ({"unlock_window": "0"}, [t_window_disabled]),
+]
+
+
+def main():
+    if len(sys.argv) < 4:
+        print(__doc__)
+        return 2
+    bins = [os.path.abspath(x) for x in sys.argv[1:4]]
+    only = sys.argv[4:]
+    passed = failed = skipped = 0
+    v = Vault(bins)
+    try:
+        for settings, tests in GROUPS:
+            tests = [t for t in tests if not only or any(o in t.__name__ for o in only)]
+            if not tests:
+                continue
+            srv = Server(v, **settings)
+            try:
+                for t in tests:
+                    t0 = time.time()
+                    try:
+                        t(srv)
+                        passed += 1
+                        print("ok   %-34s %.2fs" % (t.__name__[2:], time.time() - t0))
+                    except Skip as e:
+                        skipped += 1
+                        print("skip %-34s %s" % (t.__name__[2:], e))
+                    except Exception:
+                        failed += 1
+                        print("FAIL %s" % t.__name__[2:])
+                        traceback.print_exc()
+                    sys.stdout.flush()
+            finally:
+                rc = srv.stop()
+                if rc != 0:
+                    failed += 1
+                    print("FAIL server exit status %r" % rc)
+                    print(srv.log_text()[-3000:])
+                if failed and os.environ.get("IMAPD_TEST_LOG"):
+                    print(srv.log_text())
+    finally:
+        v.cleanup()
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
