@@ -693,12 +693,12 @@ static void accept_one(struct listener *lst)
 	format_peer(&ss, ip, sizeof(ip), a.peer, sizeof(a.peer), &a.loopback);
 	if (M.nlogins >= M.cfg.max_connections) {
 		static const char bye[] = "* BYE Too many connections\r\n";
+		log_warn("connection from %s refused: max_connections (%u) reached", a.peer,
+		    M.cfg.max_connections);
 		/* On the implicit-TLS port a clear-text BYE would only confuse the client. */
 		if (!lst->implicit_tls)
 			(void)send(fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		close(fd);
-		log_warn("connection from %s refused: max_connections (%u) reached", a.peer,
-		    M.cfg.max_connections);
 		return;
 	}
 	if (M.nlogins == M.caplogins) {
