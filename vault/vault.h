@@ -143,7 +143,17 @@ void vault_keys_free(struct vault_keys **k);
 
 /* Key management with unlocked keys (keymgr). */
 int vault_passwd(struct vault *v, struct vault_keys *k, const uint8_t *newpass, size_t len);
+/* Enrols another token. K_t = A(P || uid_t) and the token's AES wrap need the stretched
+ * passphrase P, which unlocking does not give: call vault_keys_set_passphrase first
+ * (vault_passwd also leaves the new P in k). -ENOKEY without P, -EEXIST same public
+ * id, -E2BIG 8 tokens already. */
 int vault_token_add(struct vault *v, struct vault_keys *k, const struct vault_token_secret *tok);
+/* Stretches the passphrase with the user's salt and params (one Argon2id), checks it
+ * against an enrolled token's AES wrap (VAULT_ERR_AUTH if wrong; with no token left,
+ * e.g. after recovery, it is taken as given) and keeps P in k until vault_keys_free.
+ * For keymgr only: a session never needs P. */
+int vault_keys_set_passphrase(struct vault *v, struct vault_keys *k, const uint8_t *pass,
+    size_t len);
 int vault_token_remove(struct vault *v, struct vault_keys *k, uint8_t index);
 /* Creates the next epoch key pair (no user secret needed; the secret is sealed to
  * the identity public key). Idempotent per (user, now): returns 1 if nothing was due

@@ -1,0 +1,389 @@
+/* deliver.c: streaming delivery into INBOX with no user secret.
+ *
+ * Plaintext is held only in the 64 KiB chunk buffer (sodium_malloc'd) and sealed
+ * as it arrives under a fresh data key. Sealed chunks stay in memory up to
+ * DELIVERY_MEM_MAX and are spilled, as ciphertext, to an unlinked temp file under
+ * data_dir/tmp beyond that. The commit is one durable write txn: UID and modseq are
+ * allocated there, the data key is wrapped to the user's epoch public key current
+ * in that txn, and records and counters are written together.
+ *
+ * The body AD binds the UID (KEYS.md), but the UID is only known in the commit
+ * txn. Chunks are sealed for the UID that was next when the delivery began; if
+ * another writer took it meanwhile, the commit re-seals every chunk under a new
+ * data key and stream header for the real UID (opening the speculative ciphertext
+ * 64 KiB at a time in locked memory). Fresh key and nonces: nothing is ever sealed
+ * twice under one nonce. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "vault-private.h"
+#include "log.h"
+
+#define DELIVERY_MEM_MAX (4u * 1024 * 1024)
+
+struct chunk_loc {
+	uint64_t off;		/* in mem, or in the spill file */
+	uint32_t len;
+	bool spilled;
+};
+
+struct vault_delivery {
+	struct vault *v;
+	uint32_t u;
+	time_t now;
+	uint32_t spec_uid;		/* UID the chunks were sealed for */
+	struct body_writer bw;		/* holds the data key */
+	uint8_t *mem;
+	size_t mem_len, mem_cap;
+	int spill_fd;
+	uint64_t spill_len;
+	struct chunk_loc *chunks;
+	size_t nchunks, chunks_cap;
+	uint8_t *pending;		/* chunk being sealed (reserve/done) */
+	uint8_t emailid[16];
+	int err;			/* sticky */
+	bool finished;
+};
+
+static int spill_open(struct vault_delivery *d)
+{
+	int fd;
+
+#ifdef O_TMPFILE
+	fd = open(d->v->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		d->spill_fd = fd;
+		return 0;
+	}
+#endif
+	{
+		char path[4300];
+		int n = snprintf(path, sizeof(path), "%s/deliver.XXXXXX", d->v->tmp_dir);
+
+		if (n < 0 || (size_t)n >= sizeof(path))
+			return -ENAMETOOLONG;
+		if ((fd = mkostemp(path, O_CLOEXEC)) < 0)
+			return -errno;
+		unlink(path);
+	}
+	d->spill_fd = fd;
+	return 0;
+}
+
+static int d_reserve(void *arg, uint32_t idx, size_t ctlen, uint8_t **out)
+{
+	struct vault_delivery *d = arg;
+
+	(void)idx;
+	if ((d->pending = malloc(ctlen)) == NULL)
+		return -ENOMEM;
+	*out = d->pending;
+	return 0;
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t k = pwrite(fd, p, n, (off_t)off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+static int pread_all(int fd, uint8_t *p, size_t n, uint64_t off)
+{
+	while (n > 0) {
+		ssize_t k = pread(fd, p, n, (off_t)off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			return -EIO;
+		p += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+static int d_done(void *arg, uint32_t idx, uint8_t *out, size_t ctlen)
+{
+	struct vault_delivery *d = arg;
+	struct chunk_loc *loc;
+	int r = 0;
+
+	(void)idx;
+	if (d->nchunks == d->chunks_cap) {
+		size_t nc = d->chunks_cap ? d->chunks_cap * 2 : 16;
+		struct chunk_loc *n = realloc(d->chunks, nc * sizeof(*n));
+
+		if (n == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+		d->chunks = n;
+		d->chunks_cap = nc;
+	}
+	loc = &d->chunks[d->nchunks];
+	loc->len = (uint32_t)ctlen;
+	if (d->spill_fd < 0 && d->mem_len + ctlen <= DELIVERY_MEM_MAX) {
+		if (d->mem_len + ctlen > d->mem_cap) {
+			/* Small first (a typical message stays below malloc's mmap threshold). */
+			size_t nc = d->mem_cap ? d->mem_cap : 32 * 1024;
+			uint8_t *n;
+
+			while (nc < d->mem_len + ctlen)
+				nc *= 2;
+			if ((n = realloc(d->mem, nc)) == NULL) {
+				r = -ENOMEM;
+				goto out;
+			}
+			d->mem = n;
+			d->mem_cap = nc;
+		}
+		memcpy(d->mem + d->mem_len, out, ctlen);
+		loc->off = d->mem_len;
+		loc->spilled = false;
+		d->mem_len += ctlen;
+	} else {
+		if (d->spill_fd < 0 && (r = spill_open(d)) < 0)
+			goto out;
+		if ((r = pwrite_all(d->spill_fd, out, ctlen, d->spill_len)) < 0)
+			goto out;
+		loc->off = d->spill_len;
+		loc->spilled = true;
+		d->spill_len += ctlen;
+	}
+	d->nchunks++;
+out:
+	free(d->pending);
+	d->pending = NULL;
+	return r;
+}
+
+static const struct bw_ops delivery_ops = { d_reserve, d_done };
+
+void vault_delivery_abort(struct vault_delivery **dp)
+{
+	struct vault_delivery *d = *dp;
+
+	if (d == NULL)
+		return;
+	bw_free(&d->bw);
+	free(d->mem);
+	free(d->chunks);
+	free(d->pending);
+	if (d->spill_fd >= 0)
+		close(d->spill_fd);
+	free(d);
+	*dp = NULL;
+}
+
+int vault_delivery_begin(struct vault *v, const char *user, time_t now,
+    struct vault_delivery **out)
+{
+	struct vault_delivery *d = NULL;
+	struct vault_txn *t = NULL;
+	struct mbox_rec mr;
+	int r;
+
+	*out = NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return -ENOMEM;
+	d->v = v;
+	d->now = now;
+	d->spill_fd = -1;
+	if ((r = vault_txn_begin(v, false, &t)) < 0)
+		goto out;
+	if ((r = user_lookup(t, user, &d->u)) < 0 ||
+	    (r = mbox_rec_get(t, d->u, VAULT_INBOX_ID, &mr)) < 0)
+		goto out;
+	vault_txn_abort(&t);
+	d->spec_uid = mr.uidnext;
+	crypto_random(d->emailid, sizeof(d->emailid));
+	if ((r = bw_init(&d->bw, v, NULL, d->u, VAULT_INBOX_ID, d->spec_uid, &delivery_ops, d)) < 0)
+		goto out;
+	*out = d;
+	d = NULL;
+out:
+	vault_txn_abort(&t);
+	vault_delivery_abort(&d);
+	return r;
+}
+
+int vault_delivery_write(struct vault_delivery *d, const uint8_t *p, size_t n)
+{
+	int r;
+
+	if (d->err != 0)
+		return d->err;
+	if (d->finished)
+		return -EINVAL;
+	if (n > d->v->cfg.max_message_size || d->bw.total > d->v->cfg.max_message_size - n) {
+		d->err = -E2BIG;
+		return d->err;
+	}
+	if ((r = bw_write(&d->bw, p, n)) < 0)
+		d->err = r;
+	return r;
+}
+
+/* ---- commit --------------------------------------------------------------------- */
+struct commit_ctx {
+	struct vault_delivery *d;
+	struct secret *buf;	/* ciphertext of one chunk (reseal path only) */
+	uint32_t uid_out;
+};
+
+static int load_chunk(struct vault_delivery *d, size_t i, uint8_t *out)
+{
+	const struct chunk_loc *loc = &d->chunks[i];
+
+	if (!loc->spilled) {
+		memcpy(out, d->mem + loc->off, loc->len);
+		return 0;
+	}
+	return pread_all(d->spill_fd, out, loc->len, loc->off);
+}
+
+static int commit_txn(struct vault_txn *t, void *arg)
+{
+	struct commit_ctx *c = arg;
+	struct vault_delivery *d = c->d;
+	struct user_rec ur;
+	struct epoch_rec er;
+	struct vault_msg_meta meta;
+	struct body_writer rw;
+	struct secret *ndk = NULL, *pt = NULL;
+	const struct secret *dk = d->bw.dk;
+	const uint8_t *hdr_bytes = d->bw.hdr_bytes;
+	struct vault_ad oad;
+	struct tm tm;
+	uint64_t modseq;
+	uint32_t n;
+	int r;
+
+	memset(&rw, 0, sizeof(rw));
+	if ((r = user_rec_get(t, d->u, &ur)) < 0 ||
+	    (r = epoch_rec_get(t, d->u, ur.current_epoch, &er)) < 0 ||
+	    (r = mbox_alloc_uid(t, d->u, VAULT_INBOX_ID, &n, &modseq)) < 0)
+		return r;
+	if (n != d->spec_uid) {
+		/* Someone took the UID: re-seal for the real one (fresh key and nonces). */
+		if ((r = secret_new_random(CRYPTO_KEY_BYTES, &ndk)) < 0 ||
+		    (r = vault_buf_get(t->v, &pt)) < 0 || (r = vault_buf_get(t->v, &c->buf)) < 0)
+			goto out;
+		body_ad(&oad, d->u, VAULT_INBOX_ID, d->spec_uid);
+		dk = ndk;
+		for (size_t i = 0; i < d->nchunks; i++) {
+			uint8_t key[16], *out;
+			size_t ptlen = d->chunks[i].len - CRYPTO_TAG_BYTES;
+			bool final = i + 1 == d->nchunks;
+			struct vault_ad nad;
+
+			if (i == 0 && (r = bw_init(&rw, t->v, ndk, d->u, VAULT_INBOX_ID, n, NULL, NULL)) < 0)
+				goto out;
+			if ((r = load_chunk(d, i, c->buf->p)) < 0)
+				goto out;
+			if ((r = crypto_chunk_open(&d->bw.hdr, d->bw.dk, oad.b, oad.n, i, final,
+			    c->buf->p, d->chunks[i].len, pt->p)) < 0) {
+				r = vault_open_err(r);
+				goto out;
+			}
+			body_ad(&nad, d->u, VAULT_INBOX_ID, n);
+			key_chunk(key, d->u, VAULT_INBOX_ID, n, (uint32_t)i);
+			if ((r = store_reserve(t, VDB_CHUNK, key, 16, d->chunks[i].len, &out)) < 0)
+				goto out;
+			if ((r = crypto_chunk_seal(&rw.hdr, ndk, nad.b, nad.n, i, final, pt->p,
+			    ptlen, out)) < 0)
+				goto out;
+			store_reserve_done(VDB_CHUNK, key, 16, out, d->chunks[i].len);
+		}
+		hdr_bytes = rw.hdr_bytes;
+	} else {
+		for (size_t i = 0; i < d->nchunks; i++) {
+			uint8_t key[16], *out;
+
+			key_chunk(key, d->u, VAULT_INBOX_ID, n, (uint32_t)i);
+			if ((r = store_reserve(t, VDB_CHUNK, key, 16, d->chunks[i].len, &out)) < 0 ||
+			    (r = load_chunk(d, i, out)) < 0)
+				goto out;
+			store_reserve_done(VDB_CHUNK, key, 16, out, d->chunks[i].len);
+		}
+	}
+	memset(&meta, 0, sizeof(meta));
+	meta.internal_date = (int64_t)d->now;
+	if (localtime_r(&d->now, &tm) != NULL)
+		meta.internal_tz = (int32_t)(tm.tm_gmtoff / 60);
+	meta.save_date = (int64_t)d->now;
+	meta.size = d->bw.total;
+	memcpy(meta.emailid, d->emailid, sizeof(meta.emailid));
+	if ((r = msg_finish_new(t, d->u, VAULT_INBOX_ID, n, modseq, dk, &meta, hdr_bytes,
+	    (uint32_t)d->nchunks, d->bw.padded, er.epoch, er.pk, NULL, (int64_t)d->now)) < 0)
+		goto out;
+	if ((r = user_bump_change(t, d->u)) < 0)
+		goto out;
+	c->uid_out = n;
+out:
+	if (rw.v != NULL)
+		bw_free(&rw);
+	secret_free(&ndk);
+	vault_buf_put(t->v, &pt, SIZE_MAX);
+	vault_buf_put(t->v, &c->buf, SIZE_MAX);
+	return r;
+}
+
+int vault_delivery_commit(struct vault_delivery **dp, uint32_t *uid_out)
+{
+	struct vault_delivery *d = *dp;
+	struct commit_ctx c;
+	int r;
+
+	if (d == NULL)
+		return -EINVAL;
+	memset(&c, 0, sizeof(c));
+	if (d->err != 0) {
+		r = d->err;
+		goto out;
+	}
+	if (!d->finished) {
+		if ((r = bw_finish(&d->bw)) < 0)
+			goto out;
+		d->finished = true;
+	}
+	c.d = d;
+	r = store_write(d->v, commit_txn, &c);
+	if (r == 0 && uid_out != NULL)
+		*uid_out = c.uid_out;
+out:
+	vault_delivery_abort(dp);
+	return r;
+}
+
+int vault_deliver(struct vault *v, const char *user, const uint8_t *msg, size_t len,
+    time_t now, uint32_t *uid_out)
+{
+	struct vault_delivery *d = NULL;
+	int r;
+
+	if ((r = vault_delivery_begin(v, user, now, &d)) < 0)
+		return r;
+	if ((r = vault_delivery_write(d, msg, len)) < 0) {
+		vault_delivery_abort(&d);
+		return r;
+	}
+	return vault_delivery_commit(&d, uid_out);
+}

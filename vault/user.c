@@ -1,0 +1,1512 @@
+/* user.c: users, tokens, login key derivation, unlocking, recovery, passphrase
+ * change, epochs and rotation. The design is docs/KEYS.md; the comments here say
+ * where the code makes a choice KEYS.md leaves open. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "vault-private.h"
+#include "log.h"
+
+#define USER_REC_MAX 1024
+#define TOKEN_REC_MAX 1024
+#define MAX_TOKENS 8
+
+/* ---- record codecs -------------------------------------------------------------- */
+int user_rec_put(struct vault_txn *t, uint32_t u, const struct user_rec *r)
+{
+	uint8_t buf[USER_REC_MAX], k[8];
+	struct wbuf w;
+
+	wb_init(&w, buf, sizeof(buf));
+	wb_str16(&w, r->name, strlen(r->name));
+	wb_u64(&w, (uint64_t)r->created);
+	wb_put(&w, r->salt, sizeof(r->salt));
+	wb_u32(&w, r->pwhash.mem_kib);
+	wb_u32(&w, r->pwhash.passes);
+	wb_put(&w, r->id_pk, sizeof(r->id_pk));
+	wb_str16(&w, r->id_sk_wrap, r->id_sk_wrap_len);
+	wb_str16(&w, r->rec_wrap, r->rec_wrap_len);
+	wb_u32(&w, r->current_epoch);
+	if (w.bad)
+		return -E2BIG;
+	return store_put(t, VDB_USERS, k, key_user(k, u, 'U'), buf, w.len);
+}
+
+int user_rec_get(struct vault_txn *t, uint32_t u, struct user_rec *out)
+{
+	const uint8_t *p;
+	size_t n, nl;
+	struct sbuf b;
+	uint64_t created;
+	uint8_t k[8];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = store_get(t, VDB_USERS, k, key_user(k, u, 'U'), true, &p, &n)) < 0)
+		return r == -ENOENT ? VAULT_ERR_NOUSER : r;
+	sbuf_from(&b, p, n);
+	if (rb_str16(&b, (uint8_t *)out->name, sizeof(out->name) - 1, &nl) < 0 ||
+	    sbuf_get_u64(&b, &created) < 0 ||
+	    sbuf_get(&b, out->salt, sizeof(out->salt)) < 0 ||
+	    sbuf_get_u32(&b, &out->pwhash.mem_kib) < 0 ||
+	    sbuf_get_u32(&b, &out->pwhash.passes) < 0 ||
+	    sbuf_get(&b, out->id_pk, sizeof(out->id_pk)) < 0 ||
+	    rb_str16(&b, out->id_sk_wrap, sizeof(out->id_sk_wrap), &out->id_sk_wrap_len) < 0 ||
+	    rb_str16(&b, out->rec_wrap, sizeof(out->rec_wrap), &out->rec_wrap_len) < 0 ||
+	    sbuf_get_u32(&b, &out->current_epoch) < 0)
+		return VAULT_ERR_CORRUPT;
+	out->name[nl] = '\0';
+	out->created = (int64_t)created;
+	return 0;
+}
+
+int counters_put(struct vault_txn *t, uint32_t u, const struct counters_rec *c)
+{
+	uint8_t buf[64], k[8];
+	struct wbuf w;
+
+	wb_init(&w, buf, sizeof(buf));
+	wb_u64(&w, c->change_seq);
+	wb_u32(&w, c->last_uidvalidity);
+	wb_u32(&w, c->next_mbox_id);
+	wb_u64(&w, c->messages);
+	wb_u64(&w, c->stored_bytes);
+	wb_u32(&w, c->pending_rewrap);
+	return store_put(t, VDB_USERS, k, key_user(k, u, 'C'), buf, w.len);
+}
+
+int counters_get(struct vault_txn *t, uint32_t u, struct counters_rec *c)
+{
+	const uint8_t *p;
+	size_t n;
+	struct sbuf b;
+	uint8_t k[8];
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if ((r = store_get(t, VDB_USERS, k, key_user(k, u, 'C'), true, &p, &n)) < 0)
+		return r == -ENOENT ? VAULT_ERR_NOUSER : r;
+	sbuf_from(&b, p, n);
+	if (sbuf_get_u64(&b, &c->change_seq) < 0 || sbuf_get_u32(&b, &c->last_uidvalidity) < 0 ||
+	    sbuf_get_u32(&b, &c->next_mbox_id) < 0 || sbuf_get_u64(&b, &c->messages) < 0 ||
+	    sbuf_get_u64(&b, &c->stored_bytes) < 0 || sbuf_get_u32(&b, &c->pending_rewrap) < 0)
+		return VAULT_ERR_CORRUPT;
+	return 0;
+}
+
+int user_bump_change(struct vault_txn *t, uint32_t u)
+{
+	struct counters_rec c;
+	int r;
+
+	if ((r = counters_get(t, u, &c)) < 0)
+		return r;
+	c.change_seq++;
+	return counters_put(t, u, &c);
+}
+
+int vault_user_change_seq(struct vault_txn *t, uint32_t user_id, uint64_t *seq_out)
+{
+	struct counters_rec c;
+	int r;
+
+	if ((r = counters_get(t, user_id, &c)) < 0)
+		return r;
+	*seq_out = c.change_seq;
+	return 0;
+}
+
+int next_uidvalidity(struct vault_txn *t, uint32_t u, time_t now, uint32_t *out)
+{
+	struct counters_rec c;
+	uint32_t v;
+	int r;
+
+	if ((r = counters_get(t, u, &c)) < 0)
+		return r;
+	/* Time-based, but strictly above every value this user ever had, so a
+	 * deleted and recreated mailbox never gets an old UIDVALIDITY back. */
+	v = now > 0 && (uint64_t)now < UINT32_MAX ? (uint32_t)now : 1;
+	if (v <= c.last_uidvalidity)
+		v = c.last_uidvalidity + 1;
+	if (v == 0)
+		return -EOVERFLOW;
+	c.last_uidvalidity = v;
+	*out = v;
+	return counters_put(t, u, &c);
+}
+
+static int epoch_rec_put(struct vault_txn *t, uint32_t u, const struct epoch_rec *e)
+{
+	uint8_t buf[256], k[12];
+	struct wbuf w;
+
+	wb_init(&w, buf, sizeof(buf));
+	wb_u64(&w, (uint64_t)e->created);
+	wb_put(&w, e->pk, sizeof(e->pk));
+	wb_put(&w, e->sk_wrap, sizeof(e->sk_wrap));
+	return store_put(t, VDB_USERS, k, key_epoch(k, u, e->epoch), buf, w.len);
+}
+
+static int epoch_parse(const uint8_t *p, size_t n, uint32_t e, struct epoch_rec *out)
+{
+	struct sbuf b;
+	uint64_t created;
+
+	sbuf_from(&b, p, n);
+	out->epoch = e;
+	if (sbuf_get_u64(&b, &created) < 0 || sbuf_get(&b, out->pk, sizeof(out->pk)) < 0 ||
+	    sbuf_get(&b, out->sk_wrap, sizeof(out->sk_wrap)) < 0)
+		return VAULT_ERR_CORRUPT;
+	out->created = (int64_t)created;
+	return 0;
+}
+
+int epoch_rec_get(struct vault_txn *t, uint32_t u, uint32_t e, struct epoch_rec *out)
+{
+	const uint8_t *p;
+	size_t n;
+	uint8_t k[12];
+	int r;
+
+	if ((r = store_get(t, VDB_USERS, k, key_epoch(k, u, e), true, &p, &n)) < 0)
+		return r == -ENOENT ? VAULT_ERR_CORRUPT : r;	/* the pointer says it exists */
+	return epoch_parse(p, n, e, out);
+}
+
+int token_rec_put(struct vault_txn *t, uint32_t u, const struct token_rec *r)
+{
+	uint8_t buf[TOKEN_REC_MAX], k[8];
+	struct wbuf w;
+
+	wb_init(&w, buf, sizeof(buf));
+	wb_put(&w, r->public_id, sizeof(r->public_id));
+	wb_u16(&w, r->session_ctr);
+	wb_u8(&w, r->use_ctr);
+	wb_u64(&w, (uint64_t)r->added);
+	wb_str16(&w, r->label, strnlen(r->label, sizeof(r->label) - 1));
+	wb_put(&w, r->salt, sizeof(r->salt));
+	wb_put(&w, r->kcv, sizeof(r->kcv));
+	wb_str16(&w, r->umk_wrap, r->umk_wrap_len);
+	wb_str16(&w, r->aes_wrap, r->aes_wrap_len);
+	wb_str16(&w, r->sec_wrap, r->sec_wrap_len);
+	if (w.bad)
+		return -E2BIG;
+	return store_put(t, VDB_USERS, k, key_token(k, u, r->index), buf, w.len);
+}
+
+static int token_parse(const uint8_t *p, size_t n, uint8_t idx, struct token_rec *out)
+{
+	struct sbuf b;
+	uint64_t added;
+	size_t ll;
+
+	memset(out, 0, sizeof(*out));
+	sbuf_from(&b, p, n);
+	out->index = idx;
+	if (sbuf_get(&b, out->public_id, sizeof(out->public_id)) < 0 ||
+	    sbuf_get_u16(&b, &out->session_ctr) < 0 || sbuf_get_u8(&b, &out->use_ctr) < 0 ||
+	    sbuf_get_u64(&b, &added) < 0 ||
+	    rb_str16(&b, (uint8_t *)out->label, sizeof(out->label) - 1, &ll) < 0 ||
+	    sbuf_get(&b, out->salt, sizeof(out->salt)) < 0 ||
+	    sbuf_get(&b, out->kcv, sizeof(out->kcv)) < 0 ||
+	    rb_str16(&b, out->umk_wrap, sizeof(out->umk_wrap), &out->umk_wrap_len) < 0 ||
+	    rb_str16(&b, out->aes_wrap, sizeof(out->aes_wrap), &out->aes_wrap_len) < 0 ||
+	    rb_str16(&b, out->sec_wrap, sizeof(out->sec_wrap), &out->sec_wrap_len) < 0)
+		return VAULT_ERR_CORRUPT;
+	out->label[ll] = '\0';
+	out->added = (int64_t)added;
+	return 0;
+}
+
+int token_rec_get(struct vault_txn *t, uint32_t u, uint8_t idx, struct token_rec *out)
+{
+	const uint8_t *p;
+	size_t n;
+	uint8_t k[8];
+	int r;
+
+	if ((r = store_get(t, VDB_USERS, k, key_token(k, u, idx), true, &p, &n)) < 0)
+		return r == -ENOENT ? VAULT_ERR_TOKEN : r;
+	return token_parse(p, n, idx, out);
+}
+
+/* Every token of the user, in index order. */
+static int tokens_load(struct vault_txn *t, uint32_t u, struct token_rec *out, size_t *n_out)
+{
+	MDB_cursor *c = NULL;
+	uint8_t pre[8];
+	MDB_val k, d;
+	size_t plen = key_user(pre, u, 'T'), n = 0;
+	int rc, r = 0;
+
+	*n_out = 0;
+	if ((rc = mdb_cursor_open(t->txn, t->v->dbi[VDB_USERS], &c)) != 0)
+		return store_err(t, rc);
+	k.mv_size = plen;
+	k.mv_data = pre;
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		if (k.mv_size != plen + 1 || memcmp(k.mv_data, pre, plen) != 0)
+			break;
+		if (n == MAX_TOKENS) {
+			r = VAULT_ERR_CORRUPT;
+			break;
+		}
+		if ((r = vault_record_check(vault_db_names[VDB_USERS], k.mv_data, k.mv_size,
+		    d.mv_data, d.mv_size)) < 0)
+			break;
+		if ((r = token_parse((const uint8_t *)d.mv_data + 1, d.mv_size - VAULT_REC_OVERHEAD,
+		    ((const uint8_t *)k.mv_data)[plen], &out[n])) < 0)
+			break;
+		n++;
+	}
+	mdb_cursor_close(c);
+	if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		r = store_err(t, rc);
+	*n_out = n;
+	return r;
+}
+
+int user_lookup(struct vault_txn *t, const char *name, uint32_t *u_out)
+{
+	const uint8_t *p;
+	size_t n, nl = strlen(name);
+	int r;
+
+	if (nl == 0 || nl >= 128)
+		return VAULT_ERR_NOUSER;
+	if ((r = store_get(t, VDB_NAMES, name, nl, true, &p, &n)) < 0)
+		return r == -ENOENT ? VAULT_ERR_NOUSER : r;
+	if (n != 4)
+		return VAULT_ERR_CORRUPT;
+	*u_out = be32_get(p);
+	return 0;
+}
+
+/* ---- user info ----------------------------------------------------------------- */
+static int user_info(struct vault_txn *t, uint32_t u, struct vault_user_info *out)
+{
+	struct user_rec ur;
+	struct counters_rec c;
+	struct epoch_rec e;
+	struct token_rec toks[MAX_TOKENS];
+	size_t nt;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = user_rec_get(t, u, &ur)) < 0 || (r = counters_get(t, u, &c)) < 0 ||
+	    (r = epoch_rec_get(t, u, ur.current_epoch, &e)) < 0 ||
+	    (r = tokens_load(t, u, toks, &nt)) < 0)
+		return r;
+	out->id = u;
+	snprintf(out->name, sizeof(out->name), "%s", ur.name);
+	out->created = (time_t)ur.created;
+	out->pwhash = ur.pwhash;
+	out->current_epoch = ur.current_epoch;
+	out->epoch_created = (time_t)e.created;
+	out->ntokens = nt;
+	for (size_t i = 0; i < nt; i++) {
+		struct vault_token_info *ti = &out->tokens[i];
+
+		ti->index = toks[i].index;
+		memcpy(ti->public_id, toks[i].public_id, sizeof(ti->public_id));
+		ti->session_ctr = toks[i].session_ctr;
+		ti->use_ctr = toks[i].use_ctr;
+		ti->added = (time_t)toks[i].added;
+		snprintf(ti->label, sizeof(ti->label), "%s", toks[i].label);
+	}
+	out->messages = c.messages;
+	out->stored_bytes = c.stored_bytes;
+	out->pending_rewrap = c.pending_rewrap;
+	crypto_wipe(toks, sizeof(toks));
+	return 0;
+}
+
+int vault_user_get(struct vault_txn *t, const char *name, struct vault_user_info *out)
+{
+	uint32_t u;
+	int r;
+
+	if ((r = user_lookup(t, name, &u)) < 0)
+		return r;
+	return user_info(t, u, out);
+}
+
+int vault_user_get_by_id(struct vault_txn *t, uint32_t id, struct vault_user_info *out)
+{
+	return user_info(t, id, out);
+}
+
+int vault_user_foreach(struct vault_txn *t,
+    int (*cb)(const struct vault_user_info *u, void *arg), void *arg)
+{
+	MDB_cursor *c = NULL;
+	MDB_val k, d;
+	struct vault_user_info *info;
+	int rc, r = 0;
+
+	if ((info = malloc(sizeof(*info))) == NULL)
+		return -ENOMEM;
+	if ((rc = mdb_cursor_open(t->txn, t->v->dbi[VDB_NAMES], &c)) != 0) {
+		free(info);
+		return store_err(t, rc);
+	}
+	for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		if ((r = vault_record_check(vault_db_names[VDB_NAMES], k.mv_data, k.mv_size,
+		    d.mv_data, d.mv_size)) < 0)
+			break;
+		if (d.mv_size != VAULT_REC_OVERHEAD + 4) {
+			r = VAULT_ERR_CORRUPT;
+			break;
+		}
+		if ((r = user_info(t, be32_get((const uint8_t *)d.mv_data + 1), info)) < 0)
+			break;
+		if ((r = cb(info, arg)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	free(info);
+	if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		r = store_err(t, rc);
+	return r;
+}
+
+/* ---- key material helpers --------------------------------------------------------- */
+static void params_for_new(const struct vault_config *cfg, struct crypto_pwhash_params *p)
+{
+	p->mem_kib = cfg->argon2_memory < CRYPTO_PWHASH_MIN_MEM_KIB ?
+	    CRYPTO_PWHASH_MIN_MEM_KIB : cfg->argon2_memory;
+	p->passes = cfg->argon2_passes < CRYPTO_PWHASH_MIN_PASSES ?
+	    CRYPTO_PWHASH_MIN_PASSES : cfg->argon2_passes;
+}
+
+/* K_t = A(P || uid_t, salt_t): the second memory-hard step. */
+static int derive_token_key(const struct secret *P, const uint8_t *uid,
+    const uint8_t salt[CRYPTO_SALT_BYTES], const struct crypto_pwhash_params *par,
+    struct secret **out)
+{
+	struct secret *in = NULL;
+	int r;
+
+	if ((r = secret_new(P->len + CRYPTO_OTP_UID_BYTES, &in)) < 0)
+		return r;
+	memcpy(in->p, P->p, P->len);
+	memcpy(in->p + P->len, uid, CRYPTO_OTP_UID_BYTES);
+	r = crypto_pwhash(CRYPTO_PWHASH_SODIUM, in->p, in->len, salt, par, out);
+	secret_free(&in);
+	return r;
+}
+
+static int kcv_compute(const struct secret *K, uint32_t u, uint8_t t, uint8_t out[32])
+{
+	struct secret *kcv = NULL;
+	uint8_t ctx[5];
+	int r;
+
+	be32_put(ctx, u);
+	ctx[4] = t;
+	if ((r = vkdf(K, "kcv", ctx, sizeof(ctx), &kcv)) < 0)
+		return r;
+	memcpy(out, kcv->p, 32);
+	secret_free(&kcv);
+	return 0;
+}
+
+static int token_aes_key(const struct secret *P, uint32_t u, uint8_t t, struct secret **out)
+{
+	uint8_t ctx[5];
+
+	be32_put(ctx, u);
+	ctx[4] = t;
+	return vkdf(P, "token-aes", ctx, sizeof(ctx), out);
+}
+
+/* Fills the crypto fields of a token record: salt_t, KCV, UMK wrap, AES wrap (under
+ * P), token secret wrap (under UMK). K_t must already be derived with tr->salt. */
+static int token_seal(uint32_t u, struct token_rec *tr, const struct secret *K,
+    const struct secret *P, const struct secret *umk, const struct secret *aes,
+    const uint8_t *uid)
+{
+	struct secret *ka = NULL, *sec = NULL;
+	struct vault_ad ad;
+	int r;
+
+	if ((r = kcv_compute(K, u, tr->index, tr->kcv)) < 0)
+		return r;
+	ad_init(&ad, VP_UMK, u);
+	ad_u8(&ad, tr->index);
+	if ((r = vseal(K, 0, &ad, umk->p, umk->len, tr->umk_wrap, sizeof(tr->umk_wrap),
+	    &tr->umk_wrap_len)) < 0)
+		goto out;
+	if ((r = token_aes_key(P, u, tr->index, &ka)) < 0)
+		goto out;
+	ad_init(&ad, VP_TOKAES, u);
+	ad_u8(&ad, tr->index);
+	if ((r = vseal(ka, 0, &ad, aes->p, aes->len, tr->aes_wrap, sizeof(tr->aes_wrap),
+	    &tr->aes_wrap_len)) < 0)
+		goto out;
+	if ((r = secret_new(CRYPTO_OTP_AES_BYTES + CRYPTO_OTP_UID_BYTES, &sec)) < 0)
+		goto out;
+	memcpy(sec->p, aes->p, CRYPTO_OTP_AES_BYTES);
+	memcpy(sec->p + CRYPTO_OTP_AES_BYTES, uid, CRYPTO_OTP_UID_BYTES);
+	ad_init(&ad, VP_TOKSECRET, u);
+	ad_u8(&ad, tr->index);
+	r = vseal(umk, 0, &ad, sec->p, sec->len, tr->sec_wrap, sizeof(tr->sec_wrap),
+	    &tr->sec_wrap_len);
+out:
+	secret_free(&ka);
+	secret_free(&sec);
+	return r;
+}
+
+static int open_token_aes(const struct secret *P, uint32_t u, const struct token_rec *tr,
+    struct secret **aes_out)
+{
+	struct secret *ka = NULL;
+	struct vault_ad ad;
+	int r;
+
+	if ((r = token_aes_key(P, u, tr->index, &ka)) < 0)
+		return r;
+	ad_init(&ad, VP_TOKAES, u);
+	ad_u8(&ad, tr->index);
+	r = vopen_secret(ka, &ad, tr->aes_wrap, tr->aes_wrap_len, CRYPTO_OTP_AES_BYTES, aes_out);
+	secret_free(&ka);
+	return r;
+}
+
+static bool name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n >= 128)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (ch <= 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
+			return false;
+	}
+	return true;
+}
+
+/* ---- create ------------------------------------------------------------------------ */
+struct create_ctx {
+	const char *name;
+	time_t now;
+	const struct crypto_pwhash_params *par;
+	const uint8_t *salt;
+	const struct secret *P, *K, *umk, *R;
+	const struct vault_token_secret *tok;
+	const uint8_t *tok_salt;
+	const uint8_t *id_pk, *ep_pk;
+	const struct secret *id_sk, *ep_sk;
+	uint32_t uid_out;
+};
+
+static const struct { const char *name; uint32_t su; } default_mailboxes[] = {
+	{ "INBOX", VAULT_SU_NONE }, { "Drafts", VAULT_SU_DRAFTS }, { "Sent", VAULT_SU_SENT },
+	{ "Trash", VAULT_SU_TRASH }, { "Junk", VAULT_SU_JUNK }, { "Archive", VAULT_SU_ARCHIVE },
+};
+#define N_DEFAULT_MBOX (sizeof(default_mailboxes) / sizeof(default_mailboxes[0]))
+
+static int create_txn(struct vault_txn *t, void *arg)
+{
+	struct create_ctx *c = arg;
+	struct secret *idk = NULL, *rk = NULL, *mk = NULL;
+	struct user_rec ur;
+	struct counters_rec cr;
+	struct epoch_rec er;
+	struct vault_ad ad;
+	const uint8_t *p;
+	size_t n, nl = strlen(c->name);
+	uint8_t k[8], idb[4];
+	uint32_t u = 1;
+	char *subs[N_DEFAULT_MBOX];
+	int r;
+
+	r = store_get(t, VDB_NAMES, c->name, nl, false, &p, &n);
+	if (r == 0)
+		return -EEXIST;
+	if (r != -ENOENT)
+		return r;
+	static const char nk[] = "next_user_id";
+	r = store_get(t, VDB_META, nk, sizeof(nk) - 1, true, &p, &n);
+	if (r == 0 && n == 4)
+		u = be32_get(p);
+	else if (r != -ENOENT)
+		return r == 0 ? VAULT_ERR_CORRUPT : r;
+	if (u == 0 || u == UINT32_MAX)
+		return -EOVERFLOW;
+	be32_put(idb, u + 1);
+	if ((r = store_put(t, VDB_META, nk, sizeof(nk) - 1, idb, 4)) < 0)
+		return r;
+	be32_put(idb, u);
+	if ((r = store_put(t, VDB_NAMES, c->name, nl, idb, 4)) < 0)
+		return r;
+
+	memset(&ur, 0, sizeof(ur));
+	snprintf(ur.name, sizeof(ur.name), "%s", c->name);
+	ur.created = (int64_t)c->now;
+	memcpy(ur.salt, c->salt, CRYPTO_SALT_BYTES);
+	ur.pwhash = *c->par;
+	memcpy(ur.id_pk, c->id_pk, CRYPTO_PK_BYTES);
+	ur.current_epoch = 1;
+	if ((r = vkdf(c->umk, "identity", NULL, 0, &idk)) < 0)
+		goto out;
+	ad_init(&ad, VP_ID, u);
+	if ((r = vseal(idk, 0, &ad, c->id_sk->p, c->id_sk->len, ur.id_sk_wrap,
+	    sizeof(ur.id_sk_wrap), &ur.id_sk_wrap_len)) < 0)
+		goto out;
+	if ((r = vkdf(c->R, "recovery", NULL, 0, &rk)) < 0)
+		goto out;
+	ad_init(&ad, VP_UMK_RECOVERY, u);
+	if ((r = vseal(rk, 0, &ad, c->umk->p, c->umk->len, ur.rec_wrap, sizeof(ur.rec_wrap),
+	    &ur.rec_wrap_len)) < 0)
+		goto out;
+	if ((r = user_rec_put(t, u, &ur)) < 0)
+		goto out;
+
+	memset(&er, 0, sizeof(er));
+	er.epoch = 1;
+	er.created = (int64_t)c->now;
+	memcpy(er.pk, c->ep_pk, CRYPTO_PK_BYTES);
+	ad_init(&ad, VP_EPOCH, u);
+	ad_u32(&ad, 1);
+	if ((r = crypto_pk_wrap(c->id_pk, ad.b, ad.n, c->ep_sk->p, c->ep_sk->len, er.sk_wrap)) < 0 ||
+	    (r = epoch_rec_put(t, u, &er)) < 0)
+		goto out;
+
+	memset(&cr, 0, sizeof(cr));
+	cr.change_seq = 1;
+	cr.next_mbox_id = 1;
+	if ((r = counters_put(t, u, &cr)) < 0)
+		goto out;
+
+	if (c->tok != NULL) {
+		struct token_rec tr;
+
+		memset(&tr, 0, sizeof(tr));
+		tr.index = 0;
+		memcpy(tr.public_id, c->tok->public_id, sizeof(tr.public_id));
+		tr.added = (int64_t)c->now;
+		snprintf(tr.label, sizeof(tr.label), "%s", c->tok->label);
+		memcpy(tr.salt, c->tok_salt, CRYPTO_SALT_BYTES);
+		if ((r = token_seal(u, &tr, c->K, c->P, c->umk, c->tok->aes_key,
+		    c->tok->uid->p)) < 0 || (r = token_rec_put(t, u, &tr)) < 0)
+			goto out;
+	}
+	if ((r = vkdf(c->umk, "mailbox-meta", NULL, 0, &mk)) < 0)
+		goto out;
+	for (size_t i = 0; i < N_DEFAULT_MBOX; i++) {
+		if ((r = mbox_create_raw(t, u, mk, (uint32_t)i + 1, default_mailboxes[i].name,
+		    default_mailboxes[i].su, c->now)) < 0)
+			goto out;
+		subs[i] = (char *)default_mailboxes[i].name;
+	}
+	if ((r = subs_write(t, u, mk, subs, N_DEFAULT_MBOX)) < 0)
+		goto out;
+	(void)k;
+	c->uid_out = u;
+out:
+	secret_free(&idk);
+	secret_free(&rk);
+	secret_free(&mk);
+	return r;
+}
+
+int vault_user_create(struct vault *v, const char *name, const uint8_t *pass, size_t passlen,
+    const struct vault_token_secret *tok, time_t now, char *recovery_out, size_t recovery_len)
+{
+	struct crypto_pwhash_params par;
+	uint8_t salt[CRYPTO_SALT_BYTES], tsalt[CRYPTO_SALT_BYTES];
+	uint8_t id_pk[CRYPTO_PK_BYTES], ep_pk[CRYPTO_PK_BYTES];
+	struct secret *P = NULL, *K = NULL, *umk = NULL, *R = NULL, *id_sk = NULL, *ep_sk = NULL;
+	struct create_ctx c;
+	int r;
+
+	if (!name_ok(name) || (pass == NULL && passlen > 0) || recovery_out == NULL)
+		return -EINVAL;
+	if (tok != NULL && (tok->aes_key == NULL || tok->aes_key->len != CRYPTO_OTP_AES_BYTES ||
+	    tok->uid == NULL || tok->uid->len != CRYPTO_OTP_UID_BYTES))
+		return -EINVAL;
+	params_for_new(&v->cfg, &par);
+	crypto_random(salt, sizeof(salt));
+	crypto_random(tsalt, sizeof(tsalt));
+	if ((r = crypto_pwhash(CRYPTO_PWHASH_SODIUM, pass, passlen, salt, &par, &P)) < 0)
+		goto out;
+	if (tok != NULL && (r = derive_token_key(P, tok->uid->p, tsalt, &par, &K)) < 0)
+		goto out;
+	if ((r = secret_new_random(32, &umk)) < 0 || (r = secret_new_random(32, &R)) < 0 ||
+	    (r = crypto_x25519_keypair(id_pk, &id_sk)) < 0 ||
+	    (r = crypto_x25519_keypair(ep_pk, &ep_sk)) < 0)
+		goto out;
+	if ((r = crypto_recovery_encode(R->p, recovery_out, recovery_len)) < 0)
+		goto out;
+	memset(&c, 0, sizeof(c));
+	c.name = name;
+	c.now = now;
+	c.par = &par;
+	c.salt = salt;
+	c.P = P;
+	c.K = K;
+	c.umk = umk;
+	c.R = R;
+	c.tok = tok;
+	c.tok_salt = tsalt;
+	c.id_pk = id_pk;
+	c.ep_pk = ep_pk;
+	c.id_sk = id_sk;
+	c.ep_sk = ep_sk;
+	r = store_write(v, create_txn, &c);
+	if (r == 0)
+		log_info("vault: user %s created (id %u)", name, c.uid_out);
+out:
+	if (r < 0 && recovery_len > 0)
+		crypto_wipe(recovery_out, recovery_len);
+	secret_free(&P);
+	secret_free(&K);
+	secret_free(&umk);
+	secret_free(&R);
+	secret_free(&id_sk);
+	secret_free(&ep_sk);
+	return r;
+}
+
+/* ---- remove ------------------------------------------------------------------------ */
+struct remove_ctx { const char *name; uint32_t u; };
+
+static int remove_keys_txn(struct vault_txn *t, void *arg)
+{
+	struct remove_ctx *c = arg;
+	MDB_cursor *cur = NULL;
+	MDB_val k, d;
+	uint8_t pre[4];
+	int rc, r;
+
+	if ((r = user_lookup(t, c->name, &c->u)) < 0)
+		return r;
+	be32_put(pre, c->u);
+	if ((rc = mdb_cursor_open(t->txn, t->v->dbi[VDB_USERS], &cur)) != 0)
+		return store_err(t, rc);
+	k.mv_size = sizeof(pre);
+	k.mv_data = pre;
+	/* Overwrite every key record with zeros before deleting it. LMDB is copy-on-write,
+	 * so the committed pages that held the sealed keys are freed, not scrubbed, until
+	 * reused: what this really destroys is the only live copy of the wraps. */
+	for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT)) {
+		MDB_val z = { d.mv_size, NULL };
+
+		if (k.mv_size < 4 || memcmp(k.mv_data, pre, 4) != 0)
+			break;
+		if ((rc = mdb_cursor_put(cur, &k, &z, MDB_CURRENT | MDB_RESERVE)) != 0)
+			break;
+		memset(z.mv_data, 0, z.mv_size);
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return store_err(t, rc);
+	if ((r = store_del_prefix(t, VDB_USERS, pre, sizeof(pre), 0)) < 0)
+		return r;
+	return store_del(t, VDB_NAMES, c->name, strlen(c->name));
+}
+
+struct sweep_ctx { uint32_t u; int deleted; };
+
+static int sweep_txn(struct vault_txn *t, void *arg)
+{
+	struct sweep_ctx *c = arg;
+	uint8_t pre[4];
+	static const enum vdb dbs[] = { VDB_CHUNK, VDB_CACHE, VDB_MSG, VDB_VANISHED, VDB_MBOX };
+	int total = 0, r;
+
+	be32_put(pre, c->u);
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]) && total < 4096; i++) {
+		if ((r = store_del_prefix(t, dbs[i], pre, sizeof(pre), (size_t)(4096 - total))) < 0)
+			return r;
+		total += r;
+	}
+	c->deleted = total;
+	return 0;
+}
+
+int vault_user_remove(struct vault *v, const char *name)
+{
+	struct remove_ctx c = { name, 0 };
+	struct sweep_ctx s;
+	int r;
+
+	if ((r = store_write(v, remove_keys_txn, &c)) < 0)
+		return r;
+	log_info("vault: user %s (id %u): keys destroyed", name, c.u);
+	/* The data is unreadable now; delete it in short transactions. */
+	s.u = c.u;
+	do {
+		s.deleted = 0;
+		if ((r = store_write(v, sweep_txn, &s)) < 0)
+			return r;
+	} while (s.deleted > 0);
+	return 0;
+}
+
+/* ---- login ------------------------------------------------------------------------ */
+void vault_login_clear(struct vault_login *l)
+{
+	if (l == NULL)
+		return;
+	secret_free(&l->key);
+	secret_free(&l->verifier);
+	memset(l, 0, sizeof(*l));
+	l->token_index = -1;
+}
+
+/* Burns one Argon2id with the given params so that a failure costs what a success
+ * costs (no timing oracle for unknown users, tokens, or early failures). */
+static void dummy_pwhash(const struct crypto_pwhash_params *par)
+{
+	static const uint8_t salt[CRYPTO_SALT_BYTES] = "sealmail-dummy!";
+	struct secret *s = NULL;
+
+	if (crypto_pwhash(CRYPTO_PWHASH_SODIUM, (const uint8_t *)"x", 1, salt, par, &s) == 0)
+		secret_free(&s);
+}
+
+struct ctr_ctx {
+	uint32_t u;
+	uint8_t idx;
+	uint16_t sctr;
+	uint8_t uctr;
+};
+
+static int store_counters_txn(struct vault_txn *t, void *arg)
+{
+	struct ctr_ctx *c = arg;
+	struct token_rec tr;
+	int r;
+
+	if ((r = token_rec_get(t, c->u, c->idx, &tr)) < 0)
+		return r;
+	/* Re-check inside the write txn: two logins racing with one OTP, one wins. */
+	if (!crypto_otp_is_newer(c->sctr, c->uctr, tr.session_ctr, tr.use_ctr)) {
+		r = VAULT_ERR_REPLAY;
+		goto out;
+	}
+	tr.session_ctr = c->sctr;
+	tr.use_ctr = c->uctr;
+	r = token_rec_put(t, c->u, &tr);
+out:
+	crypto_wipe(&tr, sizeof(tr));
+	return r;
+}
+
+int vault_login_derive(struct vault *v, const char *user, const uint8_t *password,
+    size_t passlen, struct vault_login *out)
+{
+	struct vault_txn *t = NULL;
+	struct user_rec ur;
+	struct token_rec toks[MAX_TOKENS];
+	struct crypto_pwhash_params dflt;
+	struct crypto_otp otp;
+	struct secret *P = NULL, *aes = NULL, *K = NULL;
+	const struct token_rec *tr = NULL;
+	const char *otps = NULL;
+	size_t nt = 0, plen = passlen;
+	uint8_t pubid[CRYPTO_OTP_PUBID_BYTES], kcv[32];
+	uint32_t u = 0;
+	bool have_otp, second_done = false;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	out->token_index = -1;
+	memset(&otp, 0, sizeof(otp));
+	params_for_new(&v->cfg, &dflt);
+	if (password == NULL && passlen > 0)
+		return -EINVAL;
+	have_otp = passlen >= CRYPTO_OTP_CHARS &&
+	    crypto_otp_split((const char *)password, passlen, &plen) == 0;
+	if (have_otp)
+		otps = (const char *)password + plen;
+
+	if ((r = vault_txn_begin(v, false, &t)) < 0)
+		return r;
+	r = user_lookup(t, user, &u);
+	if (r == 0)
+		r = user_rec_get(t, u, &ur);
+	if (r == 0)
+		r = tokens_load(t, u, toks, &nt);
+	vault_txn_abort(&t);
+	if (r == VAULT_ERR_NOUSER) {
+		/* Same work as an existing user: one or two Argon2id runs. */
+		dummy_pwhash(&dflt);
+		if (have_otp)
+			dummy_pwhash(&dflt);
+		return VAULT_ERR_NOUSER;
+	}
+	if (r < 0)
+		return r;
+
+	if ((r = crypto_pwhash(CRYPTO_PWHASH_SODIUM, password, plen, ur.salt, &ur.pwhash, &P)) < 0)
+		goto out;
+	if ((r = vkdf(P, "window", NULL, 0, &out->verifier)) < 0)
+		goto out;
+
+	if (!have_otp) {
+		/* Passphrase only: the session decides (unlock window). A wrong passphrase
+		 * is refused here already when a token wrap can tell. */
+		if (nt > 0) {
+			if ((r = open_token_aes(P, u, &toks[0], &aes)) < 0) {
+				r = r == VAULT_ERR_TAMPER ? VAULT_ERR_AUTH : r;
+				goto out;
+			}
+		}
+		r = 0;
+		goto out;
+	}
+
+	if ((r = crypto_otp_public_id(otps, CRYPTO_OTP_CHARS, pubid)) < 0) {
+		r = VAULT_ERR_TOKEN;
+		goto out;
+	}
+	for (size_t i = 0; i < nt; i++)
+		if (memcmp(toks[i].public_id, pubid, sizeof(pubid)) == 0) {
+			tr = &toks[i];
+			break;
+		}
+	if (tr == NULL) {
+		r = VAULT_ERR_TOKEN;
+		goto out;
+	}
+	if ((r = open_token_aes(P, u, tr, &aes)) < 0) {
+		r = r == VAULT_ERR_TAMPER ? VAULT_ERR_AUTH : r;
+		goto out;
+	}
+	if ((r = crypto_otp_decode(otps, CRYPTO_OTP_CHARS, aes, &otp)) < 0) {
+		r = r == -ENOMEM ? r : VAULT_ERR_TOKEN;
+		goto out;
+	}
+	if (!crypto_otp_is_newer(otp.session_ctr, otp.use_ctr, tr->session_ctr, tr->use_ctr)) {
+		r = VAULT_ERR_REPLAY;
+		goto out;
+	}
+	second_done = true;
+	if ((r = derive_token_key(P, otp.uid, tr->salt, &ur.pwhash, &K)) < 0)
+		goto out;
+	if ((r = kcv_compute(K, u, tr->index, kcv)) < 0)
+		goto out;
+	if (!crypto_memeq(kcv, tr->kcv, sizeof(kcv))) {
+		/* Right AES key, wrong private uid: an OTP minted by someone with the
+		 * passphrase and the disk but not the token. */
+		r = VAULT_ERR_AUTH;
+		goto out;
+	}
+	{
+		struct ctr_ctx cc = { u, tr->index, otp.session_ctr, otp.use_ctr };
+
+		if ((r = store_write(v, store_counters_txn, &cc)) < 0)
+			goto out;
+	}
+	out->token_index = tr->index;
+	out->key = K;
+	K = NULL;
+	r = 0;
+out:
+	if (r < 0 && have_otp && !second_done)
+		dummy_pwhash(&ur.pwhash);
+	if (r == 0) {
+		out->user_id = u;
+		snprintf(out->user, sizeof(out->user), "%s", ur.name);
+	} else {
+		vault_login_clear(out);
+	}
+	crypto_wipe(&otp, sizeof(otp));
+	crypto_wipe(toks, sizeof(toks));
+	crypto_wipe(kcv, sizeof(kcv));
+	secret_free(&P);
+	secret_free(&aes);
+	secret_free(&K);
+	return r;
+}
+
+/* ---- keys -------------------------------------------------------------------------- */
+const struct vault_epoch_key *keys_epoch(const struct vault_keys *k, uint32_t e)
+{
+	for (size_t i = 0; i < k->nepochs; i++)
+		if (k->epochs[i].epoch == e)
+			return &k->epochs[i];
+	return NULL;
+}
+
+void vault_keys_free(struct vault_keys **kp)
+{
+	struct vault_keys *k = *kp;
+
+	if (k == NULL)
+		return;
+	secret_free(&k->umk);
+	secret_free(&k->mk);
+	secret_free(&k->id_sk);
+	secret_free(&k->verifier);
+	secret_free(&k->pass);
+	for (size_t i = 0; i < k->nepochs; i++) {
+		secret_free(&k->epochs[i].sk);
+		secret_free(&k->epochs[i].w);
+	}
+	crypto_wipe(k, sizeof(*k));
+	free(k);
+	*kp = NULL;
+}
+
+/* Opens every epoch not yet in k (all of them on first load). */
+static int keys_load_epochs(struct vault_txn *t, struct vault_keys *k)
+{
+	MDB_cursor *c = NULL;
+	uint8_t pre[8];
+	MDB_val kk, d;
+	size_t plen = key_user(pre, k->user_id, 'E');
+	struct user_rec ur;
+	int rc, r;
+
+	if ((r = user_rec_get(t, k->user_id, &ur)) < 0)
+		return r;
+	if ((rc = mdb_cursor_open(t->txn, t->v->dbi[VDB_USERS], &c)) != 0)
+		return store_err(t, rc);
+	kk.mv_size = plen;
+	kk.mv_data = pre;
+	r = 0;
+	for (rc = mdb_cursor_get(c, &kk, &d, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &kk, &d, MDB_NEXT)) {
+		struct epoch_rec er;
+		struct vault_epoch_key *ek;
+		struct vault_ad ad;
+		uint32_t e;
+
+		if (kk.mv_size != plen + 4 || memcmp(kk.mv_data, pre, plen) != 0)
+			break;
+		e = be32_get((const uint8_t *)kk.mv_data + plen);
+		if (keys_epoch(k, e) != NULL)
+			continue;
+		if (k->nepochs == VAULT_MAX_EPOCHS) {
+			r = -E2BIG;
+			break;
+		}
+		if ((r = vault_record_check(vault_db_names[VDB_USERS], kk.mv_data, kk.mv_size,
+		    d.mv_data, d.mv_size)) < 0 ||
+		    (r = epoch_parse((const uint8_t *)d.mv_data + 1, d.mv_size - VAULT_REC_OVERHEAD,
+		    e, &er)) < 0)
+			break;
+		ek = &k->epochs[k->nepochs];
+		ek->epoch = e;
+		memcpy(ek->pk, er.pk, sizeof(ek->pk));
+		if ((r = secret_new(CRYPTO_SK_BYTES, &ek->sk)) < 0)
+			break;
+		ad_init(&ad, VP_EPOCH, k->user_id);
+		ad_u32(&ad, e);
+		if ((r = crypto_pk_unwrap(k->id_pk, k->id_sk, ad.b, ad.n, er.sk_wrap,
+		    sizeof(er.sk_wrap), ek->sk->p)) < 0) {
+			r = vault_open_err(r);
+			secret_free(&ek->sk);
+			break;
+		}
+		if ((r = vkdf(ek->sk, "dk-wrap", NULL, 0, &ek->w)) < 0) {
+			secret_free(&ek->sk);
+			break;
+		}
+		k->nepochs++;
+	}
+	mdb_cursor_close(c);
+	if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		r = store_err(t, rc);
+	if (r == 0 && keys_epoch(k, ur.current_epoch) == NULL)
+		r = VAULT_ERR_CORRUPT;
+	if (r == 0)
+		k->current_epoch = ur.current_epoch;
+	return r;
+}
+
+int keys_refresh_txn(struct vault_txn *t, struct vault_keys *k)
+{
+	return keys_load_epochs(t, k);
+}
+
+/* Given the UMK, derives MK, opens the identity key and the epochs. */
+static int keys_from_umk(struct vault_txn *t, uint32_t u, struct secret **umk,
+    struct vault_keys **out)
+{
+	struct vault_keys *k;
+	struct user_rec ur;
+	struct secret *idk = NULL;
+	struct vault_ad ad;
+	int r;
+
+	*out = NULL;
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return -ENOMEM;
+	k->user_id = u;
+	k->umk = *umk;
+	*umk = NULL;
+	if ((r = user_rec_get(t, u, &ur)) < 0)
+		goto out;
+	snprintf(k->name, sizeof(k->name), "%s", ur.name);
+	memcpy(k->id_pk, ur.id_pk, sizeof(k->id_pk));
+	if ((r = vkdf(k->umk, "mailbox-meta", NULL, 0, &k->mk)) < 0 ||
+	    (r = vkdf(k->umk, "identity", NULL, 0, &idk)) < 0)
+		goto out;
+	ad_init(&ad, VP_ID, u);
+	if ((r = vopen_secret(idk, &ad, ur.id_sk_wrap, ur.id_sk_wrap_len, CRYPTO_SK_BYTES,
+	    &k->id_sk)) < 0)
+		goto out;
+	if ((r = keys_load_epochs(t, k)) < 0)
+		goto out;
+	*out = k;
+	k = NULL;
+out:
+	secret_free(&idk);
+	vault_keys_free(&k);
+	return r;
+}
+
+static int open_umk_token(struct vault_txn *t, uint32_t u, int idx, const struct secret *K,
+    struct secret **umk)
+{
+	struct token_rec tr;
+	struct vault_ad ad;
+	int r;
+
+	if (idx < 0 || idx >= MAX_TOKENS || K == NULL)
+		return -EINVAL;
+	if ((r = token_rec_get(t, u, (uint8_t)idx, &tr)) < 0)
+		return r == VAULT_ERR_TOKEN ? VAULT_ERR_AUTH : r;
+	ad_init(&ad, VP_UMK, u);
+	ad_u8(&ad, (uint8_t)idx);
+	r = vopen_secret(K, &ad, tr.umk_wrap, tr.umk_wrap_len, 32, umk);
+	crypto_wipe(&tr, sizeof(tr));
+	return r == VAULT_ERR_TAMPER ? VAULT_ERR_AUTH : r;
+}
+
+int vault_unlock(struct vault *v, const struct vault_login *login, struct vault_keys **out)
+{
+	struct vault_txn *t = NULL;
+	struct secret *umk = NULL;
+	int r;
+
+	*out = NULL;
+	if (login == NULL || login->key == NULL)
+		return -EINVAL;
+	if ((r = vault_txn_begin(v, false, &t)) < 0)
+		return r;
+	if ((r = open_umk_token(t, login->user_id, login->token_index, login->key, &umk)) < 0)
+		goto out;
+	if ((r = keys_from_umk(t, login->user_id, &umk, out)) < 0)
+		goto out;
+	if (login->verifier != NULL &&
+	    (r = secret_dup(login->verifier->p, login->verifier->len, &(*out)->verifier)) < 0)
+		vault_keys_free(out);
+out:
+	secret_free(&umk);
+	vault_txn_abort(&t);
+	return r;
+}
+
+int vault_unlock_recovery(struct vault *v, const char *user, const char *recovery,
+    struct vault_keys **out)
+{
+	struct vault_txn *t = NULL;
+	struct secret *R = NULL, *rk = NULL, *umk = NULL;
+	struct user_rec ur;
+	struct vault_ad ad;
+	uint32_t u;
+	int r;
+
+	*out = NULL;
+	if ((r = secret_new(32, &R)) < 0)
+		return r;
+	if (crypto_recovery_decode(recovery, strlen(recovery), R->p) < 0) {
+		r = VAULT_ERR_AUTH;
+		goto out;
+	}
+	if ((r = vault_txn_begin(v, false, &t)) < 0)
+		goto out;
+	if ((r = user_lookup(t, user, &u)) < 0 || (r = user_rec_get(t, u, &ur)) < 0)
+		goto out;
+	if ((r = vkdf(R, "recovery", NULL, 0, &rk)) < 0)
+		goto out;
+	ad_init(&ad, VP_UMK_RECOVERY, u);
+	if ((r = vopen_secret(rk, &ad, ur.rec_wrap, ur.rec_wrap_len, 32, &umk)) < 0) {
+		r = r == VAULT_ERR_TAMPER ? VAULT_ERR_AUTH : r;
+		goto out;
+	}
+	r = keys_from_umk(t, u, &umk, out);
+out:
+	vault_txn_abort(&t);
+	secret_free(&R);
+	secret_free(&rk);
+	secret_free(&umk);
+	return r;
+}
+
+int vault_keys_check_passphrase(const struct vault_keys *k, const struct vault_login *login)
+{
+	if (k == NULL || login == NULL || login->verifier == NULL || k->verifier == NULL)
+		return VAULT_ERR_AUTH;
+	if (login->user_id != k->user_id)
+		return VAULT_ERR_AUTH;
+	return secret_eq(k->verifier, login->verifier) ? 0 : VAULT_ERR_AUTH;
+}
+
+int vault_keys_refresh(struct vault *v, struct vault_keys *k)
+{
+	struct vault_txn *t = NULL;
+	int r;
+
+	if ((r = vault_txn_begin(v, false, &t)) < 0)
+		return r;
+	r = keys_load_epochs(t, k);
+	vault_txn_abort(&t);
+	return r;
+}
+
+uint32_t vault_keys_user_id(const struct vault_keys *k)
+{
+	return k->user_id;
+}
+
+int vault_keys_set_verifier(struct vault_keys *k, const struct secret *verifier)
+{
+	struct secret *n = NULL;
+	int r;
+
+	if (verifier == NULL)
+		return -EINVAL;
+	if ((r = secret_dup(verifier->p, verifier->len, &n)) < 0)
+		return r;
+	secret_free(&k->verifier);
+	k->verifier = n;
+	return 0;
+}
+
+int vault_keys_check_login(struct vault *v, const struct vault_keys *k,
+    const struct vault_login *login)
+{
+	struct vault_txn *t = NULL;
+	struct secret *umk = NULL;
+	int r;
+
+	if (login == NULL || login->key == NULL || login->user_id != k->user_id)
+		return VAULT_ERR_AUTH;
+	if ((r = vault_txn_begin(v, false, &t)) < 0)
+		return r;
+	r = open_umk_token(t, login->user_id, login->token_index, login->key, &umk);
+	vault_txn_abort(&t);
+	if (r == 0 && !secret_eq(umk, k->umk))
+		r = VAULT_ERR_AUTH;
+	secret_free(&umk);
+	return r;
+}
+
+/* ---- passwd --------------------------------------------------------------------------- */
+struct passwd_ctx {
+	uint32_t u;
+	uint8_t salt[CRYPTO_SALT_BYTES];
+	struct crypto_pwhash_params par;
+	size_t nt;
+	struct token_rec toks[MAX_TOKENS];	/* the new crypto fields */
+};
+
+static int passwd_txn(struct vault_txn *t, void *arg)
+{
+	struct passwd_ctx *c = arg;
+	struct token_rec cur[MAX_TOKENS];
+	struct user_rec ur;
+	size_t nt;
+	int r;
+
+	if ((r = user_rec_get(t, c->u, &ur)) < 0 || (r = tokens_load(t, c->u, cur, &nt)) < 0)
+		goto out;
+	if (nt != c->nt) {
+		r = -EBUSY;	/* tokens changed while we derived keys: run again */
+		goto out;
+	}
+	memcpy(ur.salt, c->salt, sizeof(ur.salt));
+	ur.pwhash = c->par;
+	if ((r = user_rec_put(t, c->u, &ur)) < 0)
+		goto out;
+	for (size_t i = 0; i < nt; i++) {
+		struct token_rec *n = &c->toks[i];
+
+		if (cur[i].index != n->index ||
+		    memcmp(cur[i].public_id, n->public_id, sizeof(n->public_id)) != 0) {
+			r = -EBUSY;
+			goto out;
+		}
+		/* Keep the counters as they are now (a login may have moved them). */
+		n->session_ctr = cur[i].session_ctr;
+		n->use_ctr = cur[i].use_ctr;
+		if ((r = token_rec_put(t, c->u, n)) < 0)
+			goto out;
+	}
+	r = user_bump_change(t, c->u);
+out:
+	crypto_wipe(cur, sizeof(cur));
+	return r;
+}
+
+int vault_passwd(struct vault *v, struct vault_keys *k, const uint8_t *newpass, size_t len)
+{
+	struct vault_txn *t = NULL;
+	struct passwd_ctx *c;
+	struct secret *P = NULL;
+	int r;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -ENOMEM;
+	c->u = k->user_id;
+	if ((r = vault_txn_begin(v, false, &t)) < 0)
+		goto out;
+	r = tokens_load(t, c->u, c->toks, &c->nt);
+	vault_txn_abort(&t);
+	if (r < 0)
+		goto out;
+	params_for_new(&v->cfg, &c->par);
+	crypto_random(c->salt, sizeof(c->salt));
+	if ((r = crypto_pwhash(CRYPTO_PWHASH_SODIUM, newpass, len, c->salt, &c->par, &P)) < 0)
+		goto out;
+	for (size_t i = 0; i < c->nt; i++) {
+		struct token_rec *tr = &c->toks[i];
+		struct secret *sec = NULL, *aes = NULL, *K = NULL;
+		struct vault_ad ad;
+
+		ad_init(&ad, VP_TOKSECRET, c->u);
+		ad_u8(&ad, tr->index);
+		if ((r = vopen_secret(k->umk, &ad, tr->sec_wrap, tr->sec_wrap_len,
+		    CRYPTO_OTP_AES_BYTES + CRYPTO_OTP_UID_BYTES, &sec)) < 0)
+			goto out;
+		crypto_random(tr->salt, sizeof(tr->salt));
+		if ((r = secret_dup(sec->p, CRYPTO_OTP_AES_BYTES, &aes)) == 0 &&
+		    (r = derive_token_key(P, sec->p + CRYPTO_OTP_AES_BYTES, tr->salt, &c->par,
+		    &K)) == 0)
+			r = token_seal(c->u, tr, K, P, k->umk, aes, sec->p + CRYPTO_OTP_AES_BYTES);
+		secret_free(&sec);
+		secret_free(&aes);
+		secret_free(&K);
+		if (r < 0)
+			goto out;
+	}
+	if ((r = store_write(v, passwd_txn, c)) == 0) {
+		secret_free(&k->pass);
+		k->pass = P;	/* lets a following vault_token_add work (keymgr recover) */
+		P = NULL;
+	}
+out:
+	secret_free(&P);
+	crypto_wipe(c, sizeof(*c));
+	free(c);
+	return r;
+}
+
+/* ---- tokens ------------------------------------------------------------------------ */
+struct tokadd_ctx { uint32_t u; struct token_rec tr; };
+
+static int token_add_txn(struct vault_txn *t, void *arg)
+{
+	struct tokadd_ctx *c = arg;
+	struct token_rec cur;
+	int r;
+
+	r = token_rec_get(t, c->u, c->tr.index, &cur);
+	crypto_wipe(&cur, sizeof(cur));
+	if (r == 0)
+		return -EBUSY;
+	if (r != VAULT_ERR_TOKEN)
+		return r;
+	if ((r = token_rec_put(t, c->u, &c->tr)) < 0)
+		return r;
+	return user_bump_change(t, c->u);
+}
+
+int vault_keys_set_passphrase(struct vault *v, struct vault_keys *k, const uint8_t *pass,
+    size_t len)
+{
+	struct vault_txn *t = NULL;
+	struct token_rec toks[MAX_TOKENS];
+	struct user_rec ur;
+	struct secret *P = NULL, *aes = NULL;
+	size_t nt = 0;
+	int r;
+
+	if ((r = vault_txn_begin(v, false, &t)) < 0)
+		return r;
+	if ((r = user_rec_get(t, k->user_id, &ur)) == 0)
+		r = tokens_load(t, k->user_id, toks, &nt);
+	vault_txn_abort(&t);
+	if (r < 0)
+		goto out;
+	if ((r = crypto_pwhash(CRYPTO_PWHASH_SODIUM, pass, len, ur.salt, &ur.pwhash, &P)) < 0)
+		goto out;
+	if (nt > 0 && (r = open_token_aes(P, k->user_id, &toks[0], &aes)) < 0) {
+		r = r == VAULT_ERR_TAMPER ? VAULT_ERR_AUTH : r;
+		goto out;
+	}
+	secret_free(&k->pass);
+	k->pass = P;
+	P = NULL;
+out:
+	crypto_wipe(toks, sizeof(toks));
+	secret_free(&P);
+	secret_free(&aes);
+	return r;
+}
+
+int vault_token_add(struct vault *v, struct vault_keys *k, const struct vault_token_secret *tok)
+{
+	struct vault_txn *t = NULL;
+	struct token_rec toks[MAX_TOKENS];
+	struct tokadd_ctx c;
+	struct user_rec ur;
+	struct secret *K = NULL;
+	bool used[MAX_TOKENS] = { false };
+	size_t nt = 0;
+	int r, idx = -1;
+
+	memset(&c, 0, sizeof(c));
+	if (tok == NULL || tok->aes_key == NULL || tok->aes_key->len != CRYPTO_OTP_AES_BYTES ||
+	    tok->uid == NULL || tok->uid->len != CRYPTO_OTP_UID_BYTES)
+		return -EINVAL;
+	if (k->pass == NULL)
+		return -ENOKEY;
+	if ((r = vault_txn_begin(v, false, &t)) < 0)
+		return r;
+	if ((r = user_rec_get(t, k->user_id, &ur)) == 0)
+		r = tokens_load(t, k->user_id, toks, &nt);
+	vault_txn_abort(&t);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < nt; i++) {
+		used[toks[i].index] = true;
+		if (memcmp(toks[i].public_id, tok->public_id, sizeof(tok->public_id)) == 0) {
+			r = -EEXIST;
+			goto out;
+		}
+	}
+	for (int i = 0; i < MAX_TOKENS; i++)
+		if (!used[i]) {
+			idx = i;
+			break;
+		}
+	if (idx < 0) {
+		r = -E2BIG;
+		goto out;
+	}
+	c.u = k->user_id;
+	c.tr.index = (uint8_t)idx;
+	memcpy(c.tr.public_id, tok->public_id, sizeof(c.tr.public_id));
+	c.tr.added = (int64_t)time(NULL);
+	snprintf(c.tr.label, sizeof(c.tr.label), "%s", tok->label);
+	crypto_random(c.tr.salt, sizeof(c.tr.salt));
+	if ((r = derive_token_key(k->pass, tok->uid->p, c.tr.salt, &ur.pwhash, &K)) < 0 ||
+	    (r = token_seal(c.u, &c.tr, K, k->pass, k->umk, tok->aes_key, tok->uid->p)) < 0)
+		goto out;
+	r = store_write(v, token_add_txn, &c);
+out:
+	crypto_wipe(toks, sizeof(toks));
+	crypto_wipe(&c, sizeof(c));
+	secret_free(&K);
+	return r;
+}
+
+struct tokrm_ctx { uint32_t u; uint8_t idx; };
+
+static int token_remove_txn(struct vault_txn *t, void *arg)
+{
+	struct tokrm_ctx *c = arg;
+	uint8_t k[8];
+	int r;
+
+	r = store_del(t, VDB_USERS, k, key_token(k, c->u, c->idx));
+	if (r == -ENOENT)
+		return VAULT_ERR_TOKEN;
+	if (r < 0)
+		return r;
+	return user_bump_change(t, c->u);
+}
+
+int vault_token_remove(struct vault *v, struct vault_keys *k, uint8_t index)
+{
+	struct tokrm_ctx c = { k->user_id, index };
+
+	if (index >= MAX_TOKENS)
+		return VAULT_ERR_TOKEN;
+	return store_write(v, token_remove_txn, &c);
+}
+
+/* ---- rotation ------------------------------------------------------------------------ */
+struct rotate_ctx {
+	const char *name;
+	time_t now;
+	bool force;
+	uint32_t period;
+	uint32_t new_epoch;
+};
+
+static int rotate_txn(struct vault_txn *t, void *arg)
+{
+	struct rotate_ctx *c = arg;
+	struct user_rec ur;
+	struct epoch_rec cur, ne;
+	struct counters_rec cr;
+	struct secret *sk = NULL;
+	struct vault_ad ad;
+	uint32_t u;
+	int r;
+
+	c->new_epoch = 0;
+	if ((r = user_lookup(t, c->name, &u)) < 0 || (r = user_rec_get(t, u, &ur)) < 0 ||
+	    (r = epoch_rec_get(t, u, ur.current_epoch, &cur)) < 0)
+		return r;
+	/* Idempotent per (user, now): an epoch created at or after now is current
+	 * enough, even when forced (a retried or duplicated request). */
+	if (cur.created >= (int64_t)c->now)
+		return 1;
+	if (!c->force && (int64_t)c->now - cur.created < (int64_t)c->period)
+		return 1;
+	if (ur.current_epoch == UINT32_MAX)
+		return -EOVERFLOW;
+	memset(&ne, 0, sizeof(ne));
+	ne.epoch = ur.current_epoch + 1;
+	ne.created = (int64_t)c->now;
+	if ((r = crypto_x25519_keypair(ne.pk, &sk)) < 0)
+		return r;
+	ad_init(&ad, VP_EPOCH, u);
+	ad_u32(&ad, ne.epoch);
+	r = crypto_pk_wrap(ur.id_pk, ad.b, ad.n, sk->p, sk->len, ne.sk_wrap);
+	secret_free(&sk);
+	if (r < 0)
+		return r;
+	/* New epoch and pointer in one txn: exactly one current epoch at any crash. */
+	if ((r = epoch_rec_put(t, u, &ne)) < 0)
+		return r;
+	ur.current_epoch = ne.epoch;
+	if ((r = user_rec_put(t, u, &ur)) < 0 || (r = counters_get(t, u, &cr)) < 0)
+		return r;
+	cr.pending_rewrap = cr.messages > UINT32_MAX ? UINT32_MAX : (uint32_t)cr.messages;
+	cr.change_seq++;
+	if ((r = counters_put(t, u, &cr)) < 0)
+		return r;
+	c->new_epoch = ne.epoch;
+	return 0;
+}
+
+int vault_rotate(struct vault *v, const char *user, time_t now, bool force)
+{
+	struct rotate_ctx c = { user, now, force, v->cfg.rotation_period, 0 };
+	int r;
+
+	r = store_write(v, rotate_txn, &c);
+	if (r == 0)
+		log_info("vault: user %s: epoch %u is current", user, c.new_epoch);
+	return r;
+}
