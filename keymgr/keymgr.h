@@ -1,0 +1,58 @@
+/* keymgr: users, tokens and keys (the sealmail-keymgr program's library).
+ *
+ * keymgr_main is the whole command line; the program's main() only calls it. The
+ * software-token and passphrase-policy functions are public so tests and the
+ * later rotation daemon can use them.
+ *
+ * Errors: 0 or -errno / VAULT_ERR_* like the rest of sealmail. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "crypto.h"
+
+/* Runs one command. Returns the process exit code: 0 ok, 1 runtime error (a message
+ * on stderr names what was wrong), 2 usage error. Never prints a secret except the
+ * recovery key that `user add` shows once on stdout. */
+int keymgr_main(int argc, char **argv);
+
+/* ---- Passphrase policy -----------------------------------------------------------
+ * At least KEYMGR_PASS_MIN_CHARS characters (UTF-8 code points), and not a common
+ * password: not in the shipped list (keymgr/common-passwords.txt, compiled in), not a
+ * listed password with digits/symbols/spaces around it ("Password123!"), not one
+ * string repeated ("abcabcabcabc"), not a run of the alphabet, digits or a keyboard
+ * row ("qwertyuiopasdf"). 0 if acceptable; -EINVAL with the reason in why. */
+#define KEYMGR_PASS_MIN_CHARS 12
+int keymgr_passphrase_check(const uint8_t *pass, size_t len, char *why, size_t whylen);
+/* 1 if word (any case) is in the compiled-in common password list. */
+int keymgr_common_password(const char *word, size_t len);
+
+/* ---- Software tokens ---------------------------------------------------------------
+ * A software token stands in for a YubiKey in demos and tests: the same secrets (AES
+ * key, private uid, public id) kept in a file of "key = value" lines:
+ *   user = NAME, public_id = MODHEX(6 B), aes_key = HEX(16 B), uid = HEX(6 B),
+ *   session_ctr = N (1..32767), use_ctr = N (0..255)
+ * The counters are those of the last OTP issued; the next OTP increments use_ctr and,
+ * when it wraps, session_ctr (a real key's session counter grows at each power-up).
+ * The file is created mode 0600 and never overwritten by creation. */
+struct keymgr_softtoken {
+	struct secret *aes_key;		/* CRYPTO_OTP_AES_BYTES */
+	struct secret *uid;		/* CRYPTO_OTP_UID_BYTES */
+	uint8_t public_id[CRYPTO_OTP_PUBID_BYTES];
+	uint16_t session_ctr;
+	uint8_t use_ctr;
+	char user[128];
+};
+/* Random AES key, uid, public id (first byte never 0); counters session 1, use 0. */
+int keymgr_softtoken_generate(const char *user, struct keymgr_softtoken *out);
+/* Creates path exclusively (-EEXIST if anything exists there), writes, fsyncs. */
+int keymgr_softtoken_create_file(const char *path, const struct keymgr_softtoken *t);
+/* Reads and parses a token file. -EPROTO with "line N: what" in err on bad content. */
+int keymgr_softtoken_load(const char *path, struct keymgr_softtoken *out, char *err,
+    size_t errlen);
+/* Issues the next OTP: locks the file (flock), advances the counters, rewrites it
+ * atomically (temporary file + fsync + rename, mode 0600), then returns the OTP, so an
+ * OTP is never issued twice even if the process dies. -ERANGE when the session counter
+ * is exhausted. err gets a message on failure. */
+int keymgr_softtoken_next_otp(const char *path, char otp_out[CRYPTO_OTP_CHARS + 1],
+    char *err, size_t errlen);
+void keymgr_softtoken_clear(struct keymgr_softtoken *t);	/* frees the secrets */
