@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "harness.h"
@@ -1079,6 +1080,87 @@ TEST(user_remove)
 	ASSERT_INT_EQ(st.mailboxes, 6);
 	ASSERT_INT_EQ(vault_verify(w.v, NULL, NULL), 0);
 	free(m);
+	world_free(&w);
+}
+
+/* Several processes on one environment (LMDB's own locking), as in production:
+ * deliveries race for UIDs; every one lands with a unique UID and opens. */
+static int foreach_cb(const struct vault_user_info *u, void *arg)
+{
+	(void)u;
+	(*(int *)arg)++;
+	return 0;
+}
+
+TEST(multi_process_delivery)
+{
+	struct world w;
+	struct vault_keys *k = NULL;
+	struct collect c;
+	pid_t kids[4];
+	int users = 0;
+
+	world_init(&w, "alice");
+	vault_close(&w.v);	/* one struct vault per process, opened after fork */
+	for (int p = 0; p < 4; p++) {
+		if ((kids[p] = fork()) == 0) {
+			struct vault *v = NULL;
+			int bad = 0;
+
+			if (vault_open(&w.cfg, &v) != 0)
+				_exit(3);
+			for (int i = 0; i < 25; i++) {
+				uint8_t *m = pattern(3000 + (size_t)i * 5000, (uint32_t)(p * 100 + i));
+
+				if (vault_deliver(v, "alice", m, 3000 + (size_t)i * 5000, time(NULL),
+				    NULL) != 0)
+					bad = 1;
+				free(m);
+			}
+			vault_close(&v);
+			_exit(bad);
+		}
+	}
+	for (int p = 0; p < 4; p++) {
+		int st = -1;
+
+		waitpid(kids[p], &st, 0);
+		ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	ASSERT_INT_EQ(world_open(&w), 0);
+	ASSERT_INT_EQ(login(w.v, "alice", &w.tok, PASS, &k), 0);
+	ASSERT_INT_EQ(list_all(w.v, k, VAULT_INBOX_ID, true, &c), 0);
+	ASSERT_INT_EQ(c.n, 100);
+	for (size_t i = 0; i < c.n; i++) {
+		struct sbuf *b = NULL;
+		bool found = false;
+
+		ASSERT_INT_EQ(c.uids[i], i + 1);
+		ASSERT_INT_EQ(read_msg(w.v, k, VAULT_INBOX_ID, c.uids[i], 0, UINT64_MAX, &b), 0);
+		for (int p = 0; p < 4 && !found; p++)
+			for (int j = 0; j < 25 && !found; j++) {
+				size_t len = 3000 + (size_t)j * 5000;
+				uint8_t *m;
+
+				if (b->len != len)
+					continue;
+				m = pattern(len, (uint32_t)(p * 100 + j));
+				found = memcmp(m, b->d, len) == 0;
+				free(m);
+			}
+		ASSERT_TRUE(found);
+		sbuf_free(&b);
+	}
+	{
+		struct vault_txn *t = NULL;
+
+		ASSERT_INT_EQ(vault_txn_begin(w.v, false, &t), 0);
+		ASSERT_INT_EQ(vault_user_foreach(t, foreach_cb, &users), 0);
+		vault_txn_abort(&t);
+		ASSERT_INT_EQ(users, 1);
+	}
+	ASSERT_INT_EQ(vault_verify(w.v, NULL, NULL), 0);
+	vault_keys_free(&k);
 	world_free(&w);
 }
 

@@ -61,14 +61,14 @@ static void mbox_ad(struct vault_ad *ad, uint32_t u, uint32_t m)
 	ad_u32(ad, m);
 }
 
-static int mbox_seal(uint32_t u, uint32_t m, const struct secret *mk,
+static int mbox_seal(struct vault *v, uint32_t u, uint32_t m, const struct secret *mk,
     const struct mbox_secret *s, struct mbox_rec *r)
 {
 	struct sbuf *pt = NULL;
 	struct vault_ad ad;
 	int e;
 
-	if ((e = sbuf_new_secure(1024, &pt)) < 0)
+	if ((e = vault_sbuf_get(v, &pt)) < 0)
 		return e;
 	if ((e = sbuf_put_str16(pt, s->name, strlen(s->name))) < 0 ||
 	    (e = sbuf_put_u32(pt, s->special_use)) < 0 ||
@@ -78,11 +78,11 @@ static int mbox_seal(uint32_t u, uint32_t m, const struct secret *mk,
 	mbox_ad(&ad, u, m);
 	e = vseal(mk, 0, &ad, pt->d, pt->len, r->sealed, sizeof(r->sealed), &r->sealed_len);
 out:
-	sbuf_free(&pt);
+	vault_sbuf_put(v, &pt);
 	return e;
 }
 
-static int mbox_open(uint32_t u, uint32_t m, const struct secret *mk,
+static int mbox_open(struct vault *v, uint32_t u, uint32_t m, const struct secret *mk,
     const struct mbox_rec *r, struct mbox_secret *s)
 {
 	struct sbuf *pt = NULL;
@@ -92,7 +92,7 @@ static int mbox_open(uint32_t u, uint32_t m, const struct secret *mk,
 	int e;
 
 	memset(s, 0, sizeof(*s));
-	if ((e = sbuf_new_secure(r->sealed_len, &pt)) < 0)
+	if ((e = vault_sbuf_get(v, &pt)) < 0)
 		return e;
 	mbox_ad(&ad, u, m);
 	if ((e = crypto_rec_open(mk, ad.b, ad.n, r->sealed, r->sealed_len, pt)) < 0) {
@@ -108,7 +108,7 @@ static int mbox_open(uint32_t u, uint32_t m, const struct secret *mk,
 	memcpy(s->name, name, nl);
 	s->name[nl] = '\0';
 out:
-	sbuf_free(&pt);
+	vault_sbuf_put(v, &pt);
 	return e;
 }
 
@@ -129,7 +129,7 @@ int mbox_create_raw(struct vault_txn *t, uint32_t u, const struct secret *mk, ui
 	snprintf(s.name, sizeof(s.name), "%s", name);
 	s.special_use = special_use;
 	crypto_random(s.objectid, sizeof(s.objectid));
-	if ((e = mbox_seal(u, id, mk, &s, &r)) < 0 || (e = mbox_rec_put(t, u, id, &r)) < 0)
+	if ((e = mbox_seal(t->v, u, id, mk, &s, &r)) < 0 || (e = mbox_rec_put(t, u, id, &r)) < 0)
 		goto out;
 	if ((e = counters_get(t, u, &c)) < 0)
 		goto out;
@@ -152,13 +152,13 @@ int mbox_adjust_size(struct vault_txn *t, const struct vault_keys *k, uint32_t m
 
 	if ((e = mbox_rec_get(t, k->user_id, m, &r)) < 0)
 		return e;
-	if ((e = mbox_open(k->user_id, m, k->mk, &r, &s)) < 0)
+	if ((e = mbox_open(t->v, k->user_id, m, k->mk, &r, &s)) < 0)
 		return e;
 	if (delta < 0 && (uint64_t)-delta > s.size)
 		s.size = 0;
 	else
 		s.size += (uint64_t)delta;
-	if ((e = mbox_seal(k->user_id, m, k->mk, &s, &r)) == 0)
+	if ((e = mbox_seal(t->v, k->user_id, m, k->mk, &s, &r)) == 0)
 		e = mbox_rec_put(t, k->user_id, m, &r);
 	crypto_wipe(&s, sizeof(s));
 	return e;
@@ -343,7 +343,7 @@ static int fill_mailbox(struct vault_txn *t, const struct vault_keys *k, uint32_
 	int e;
 
 	memset(out, 0, sizeof(*out));
-	if ((e = mbox_open(k->user_id, m, k->mk, r, &s)) < 0)
+	if ((e = mbox_open(t->v, k->user_id, m, k->mk, r, &s)) < 0)
 		return e;
 	if (r->first_pk_uid != 0 &&
 	    (e = msgs_pending_size(t, k, m, r->first_pk_uid, &pend)) < 0)
@@ -499,7 +499,7 @@ static int name_taken(struct vault_txn *t, const struct vault_keys *k, const cha
 			break;
 		m = be32_get((const uint8_t *)kk.mv_data + 4);
 		if ((e = mbox_parse((const uint8_t *)d.mv_data + 1, d.mv_size - VAULT_REC_OVERHEAD,
-		    &r)) < 0 || (e = mbox_open(k->user_id, m, k->mk, &r, &s)) < 0)
+		    &r)) < 0 || (e = mbox_open(t->v, k->user_id, m, k->mk, &r, &s)) < 0)
 			break;
 		if (m != except && name_eq(m == VAULT_INBOX_ID ? "INBOX" : s.name, name))
 			e = -EEXIST;
@@ -553,10 +553,10 @@ int vault_mailbox_rename(struct vault_txn *t, const struct vault_keys *k, uint32
 		return e;
 	if ((e = name_taken(t, k, newname, id)) < 0)
 		return e;
-	if ((e = mbox_open(k->user_id, id, k->mk, &r, &s)) < 0)
+	if ((e = mbox_open(t->v, k->user_id, id, k->mk, &r, &s)) < 0)
 		return e;
 	snprintf(s.name, sizeof(s.name), "%s", newname);
-	if ((e = mbox_seal(k->user_id, id, k->mk, &s, &r)) == 0 &&
+	if ((e = mbox_seal(t->v, k->user_id, id, k->mk, &s, &r)) == 0 &&
 	    (e = mbox_rec_put(t, k->user_id, id, &r)) == 0)
 		e = user_bump_change(t, k->user_id);
 	crypto_wipe(&s, sizeof(s));
