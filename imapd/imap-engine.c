@@ -286,6 +286,9 @@ bool cmd_allows_expunge(const struct imap_cmd *cmd)
 }
 
 static int tagged(struct imap_client *c, const struct imap_cmd *cmd, const char *what,
+    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static int tagged(struct imap_client *c, const struct imap_cmd *cmd, const char *what,
     const char *fmt, va_list ap)
 {
 	char text[1024];

@@ -226,8 +226,23 @@ class World:
             raise ProtoError("deliver: %s" % r.stderr.decode(errors="replace"))
 
     def stop(self):
-        if self.sm is not None:
-            self.sm.stop()
+        """Stops a server we started; returns its log when it reported a sanitizer
+        error (ASan/UBSan builds) or did not exit cleanly, else None."""
+        if self.sm is None:
+            return None
+        bad = None
+        for user, (p, _) in list(self.sm.engines.items()):
+            self.sm._kill_proc(p)
+            path = os.path.join(self.sm.basedir, "engine-%s.log" % user)
+            try:
+                with open(path, errors="replace") as f:
+                    log = f.read()
+            except OSError:
+                log = ""
+            if p.returncode != 0 or "Sanitizer" in log or "runtime error:" in log:
+                bad = "test-engine-server exit %s:\n%s" % (p.returncode, log[-6000:])
+        self.sm.stop()
+        return bad
 
 
 def msg(subject="test", body="body\r\n", frm="Alice <alice@example.org>",
@@ -1012,13 +1027,16 @@ def main():
     WORLD = World()
     try:
         prog = unittest.main(exit=False, verbosity=2)
-        res = prog.result
-        print("%d passed, %d failed, %d skipped" % (
-            res.testsRun - len(res.failures) - len(res.errors) - len(res.skipped),
-            len(res.failures) + len(res.errors), len(res.skipped)))
-        return 0 if res.wasSuccessful() else 1
     finally:
-        WORLD.stop()
+        bad = WORLD.stop()
+    res = prog.result
+    failed = len(res.failures) + len(res.errors) + (1 if bad else 0)
+    if bad:
+        print("FAIL: server: " + bad)
+    print("%d passed, %d failed, %d skipped" % (
+        res.testsRun - len(res.failures) - len(res.errors) - len(res.skipped),
+        failed, len(res.skipped)))
+    return 0 if failed == 0 else 1
 
 
 if __name__ == "__main__":
