@@ -70,11 +70,15 @@ class Dovecot:
 
     def __init__(self, users=("alice",), *, passwords=None, tls=True, lmtp=True,
                  service_count=None, mail_fsync=None, basedir=None, keep=False,
-                 extra_conf="", start=True, start_timeout=15):
+                 special_use=True, extra_conf="", start=True, start_timeout=15):
         """users: names; passwords: {name: password} (default: "pw-NAME").
         tls: IMAPS listener + STARTTLS with a self-signed cert (else ssl = no).
         service_count: imap-login service_count (0 = high-performance mode).
         mail_fsync: None = Dovecot's default (optimized), or "always"/"never".
+        special_use: the namespace a production setup has (Debian's 15-mailboxes.conf
+        with auto = subscribe): separator "/", INBOX and the RFC 6154 mailboxes
+        Archive, Drafts, Junk, Sent, Trash created and subscribed - what sealmail
+        creates for every user - so that listings compare.
         keep: leave the temp directory (for post-mortems)."""
         if not available():
             raise RuntimeError("dovecot not installed (%s)" % DOVECOT)
@@ -87,6 +91,7 @@ class Dovecot:
         self.mail_fsync = mail_fsync
         self.keep = keep
         self.extra_conf = extra_conf
+        self.special_use = special_use
         self.host = "127.0.0.1"
         self.imap_port = self.imaps_port = self.lmtp_port = None
         self.cafile = None
@@ -211,6 +216,13 @@ protocol imap {{
 }}
 {self.extra_conf}
 """
+        if self.special_use:
+            conf += "namespace inbox {\n  inbox = yes\n  separator = /\n" \
+                    "  mailbox INBOX {\n    auto = subscribe\n  }\n"
+            for box in ("Archive", "Drafts", "Junk", "Sent", "Trash"):
+                conf += "  mailbox %s {\n    special_use = \\%s\n    auto = subscribe\n" \
+                        "  }\n" % (box, box)
+            conf += "}\n"
         self.conf = os.path.join(b, "dovecot.conf")
         with open(self.conf, "w") as f:
             f.write(conf)
