@@ -21,7 +21,8 @@
 
 void mcache_clear(struct mcache *mc)
 {
-	sbuf_free(&mc->blob);
+	if (!mc->borrowed)
+		sbuf_free(&mc->blob);
 	memset(mc, 0, sizeof(*mc));
 }
 
@@ -68,6 +69,14 @@ int msg_cache_build(const struct imap_msg *m, struct sbuf **out)
 	}
 	if ((r = sbuf_new_secure(VAULT_META_CACHE_MAX, &b)) < 0)
 		goto out;
+	/* One secure allocation of the final size (each growth is a sodium_malloc). */
+	{
+		uint8_t *p;
+
+		if ((r = sbuf_reserve(b, 12 + mb.len + root->hdr_len, &p)) < 0)
+			goto out;
+		b->len = 0;
+	}
 	if ((r = sbuf_put(b, BLOB_MAGIC, 3)) < 0 || (r = sbuf_put_u8(b, BLOB_VERSION)) < 0 ||
 	    (r = sbuf_put_str32(b, mb.d, mb.len)) < 0 ||
 	    (r = sbuf_put_str32(b, imap_msg_data(m) + root->hdr_off, root->hdr_len)) < 0)
@@ -159,7 +168,7 @@ int pending_flush(struct imap_client *c, uint32_t mbox, struct pending_cache *p)
 int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32_t uid,
     struct mcache *out, struct pending_cache *pend)
 {
-	struct sbuf *data = NULL, *copy = NULL;
+	struct sbuf *data = NULL;
 	struct imap_msg *m = NULL;
 	int r;
 
@@ -184,11 +193,9 @@ int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32
 		mcache_clear(out);
 		return r;
 	}
-	/* Queue a copy for writing (the vault seals it). */
-	if (pend != NULL && sbuf_new_secure(out->blob->len, &copy) == 0) {
-		if (sbuf_put(copy, out->blob->d, out->blob->len) < 0 ||
-		    pending_add(pend, uid, copy) < 0)
-			sbuf_free(&copy);
-	}
+	/* Queue it for writing (the vault seals it); the pending list owns it from
+	 * now on and outlives this view of it (freed after the batch). */
+	if (pend != NULL && pending_add(pend, uid, out->blob) == 0)
+		out->borrowed = true;
 	return 0;
 }

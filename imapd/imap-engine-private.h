@@ -37,7 +37,9 @@
  * pause and input is not read until it drains below OUT_LOW. */
 #define OUT_HIGH (512 * 1024)
 #define OUT_LOW (128 * 1024)
-#define IN_CHUNK (64 * 1024)
+/* Input buffer per connection. Large enough that a big APPEND literal reaches the
+ * parser in few pieces (each piece may cost the parser a buffer copy). */
+#define IN_CHUNK (256 * 1024)
 #define IDLE_KEEPALIVE_SECS 120
 #define ENGINE_NAME "sealmail"
 
@@ -281,6 +283,7 @@ struct mcache {
 	struct imap_msg_cache mc;	/* view into blob */
 	const uint8_t *hdr;		/* the top-level header block, view into blob */
 	size_t hdrlen;
+	bool borrowed;			/* blob belongs to a pending_cache */
 };
 struct pending_ent {
 	uint32_t uid;

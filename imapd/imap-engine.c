@@ -440,33 +440,46 @@ static int dispatch(struct imap_client *c, struct imap_cmd *cmd)
  * compressing). 0, or -errno; sets c->eof at end of stream. */
 static int client_read(struct imap_client *c)
 {
-	uint8_t *dst;
-	size_t room;
-	ssize_t n;
+	/* Read until the buffer is full or the socket is drained: bigger pieces for
+	 * the parser, which copies each piece of a literal it is given. */
+	for (int i = 0; i < 8; i++) {
+		uint8_t *dst;
+		size_t room;
+		ssize_t n;
 
-	if (c->deflate) {
-		if (c->zraw == NULL && (c->zraw = malloc(c->incap)) == NULL)
-			return -ENOMEM;
-		dst = c->zraw + c->zrawlen;
-		room = c->incap - c->zrawlen;
-	} else {
-		dst = c->in + c->inlen;
-		room = c->incap - c->inlen;
+		if (c->deflate) {
+			if (c->zraw == NULL && (c->zraw = malloc(c->incap)) == NULL)
+				return -ENOMEM;
+			dst = c->zraw + c->zrawlen;
+			room = c->incap - c->zrawlen;
+		} else {
+			dst = c->in + c->inlen;
+			room = c->incap - c->inlen;
+		}
+		if (room == 0)
+			return 0;
+		n = read(c->fd, dst, room);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		}
+		if (n == 0) {
+			c->eof = true;
+			return 0;
+		}
+		if (c->deflate) {
+			int r;
+
+			c->zrawlen += (size_t)n;
+			if ((r = in_inflate(c)) < 0)
+				return r;
+		} else {
+			c->inlen += (size_t)n;
+		}
+		if ((size_t)n < room)
+			return 0;
 	}
-	if (room == 0)
-		return 0;
-	n = read(c->fd, dst, room);
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
-	if (n == 0) {
-		c->eof = true;
-		return 0;
-	}
-	if (c->deflate) {
-		c->zrawlen += (size_t)n;
-		return in_inflate(c);
-	}
-	c->inlen += (size_t)n;
 	return 0;
 }
 
