@@ -11,6 +11,8 @@ PKGS=(
   python3 lmdb-utils openssl isync fetchmail swaks
   # reference peer for differential tests and benchmarks
   dovecot-imapd dovecot-lmtpd
+  # MTA for the LMTP integration test (tests/test_postfix.py runs a private instance)
+  postfix
 )
 
 missing=()
@@ -39,4 +41,6 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 $SUDO apt-get update -qq
+# postfix: no configuration (tests run private instances; never touch /etc/postfix).
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
