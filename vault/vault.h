@@ -47,7 +47,7 @@ void vault_close(struct vault **v);
  * LMDB allows one write txn per environment at a time, across processes: a process
  * holding a write txn must not call a function below that takes struct vault (login,
  * delivery, passwd, tokens, rotate, user create/remove, verify, backup, stats), which
- * open their own txns (a write one would wait for itself). Keep write txns short. */
+ * open their own txns (a write one would wait for itself). Keep write txns short.
  * A MAP_FULL is handled inside: the map grows up to cfg->map_max and the caller sees
  * -EAGAIN from commit (retry the whole transaction) or VAULT_ERR_FULL at the cap. */
 int vault_txn_begin(struct vault *v, bool write, struct vault_txn **out);
