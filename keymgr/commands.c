@@ -442,9 +442,11 @@ static int status_cb(const struct vault_user_info *u, void *arg)
 		cli_fmt_age((int64_t)(a->now - next), t2, sizeof(t2));
 		printf("  next rotation:    %s (due: overdue by %s)\n", t1, t2);
 	}
-	printf("  older epochs:     %" PRIu32 " (epochs 1..%" PRIu32 " before the current "
-	    "one, live or retired)\n", u->current_epoch > 0 ? u->current_epoch - 1 : 0,
-	    u->current_epoch > 0 ? u->current_epoch - 1 : 0);
+	if (u->current_epoch > 1)
+		printf("  older epochs:     %" PRIu32 " (epochs 1..%" PRIu32 ")\n",
+		    u->current_epoch - 1, u->current_epoch - 1);
+	else
+		printf("  older epochs:     none\n");
 	printf("  messages:         %" PRIu64 " (%" PRIu64 " bytes stored, padded ciphertext)\n",
 	    u->messages, u->stored_bytes);
 	printf("  pending re-wrap:  %" PRIu32 " messages under an older epoch (re-wrapped "

@@ -109,6 +109,49 @@ class Sealmail:
         sanitizer_check(argv, p.stderr)
         return p
 
+    def run_pty(self, argv, script, timeout=60):
+        """Runs argv on a new pseudo-terminal (its controlling terminal and stdin).
+        script: [(text expected in the output, line to type)]. Returns (exit status,
+        everything the terminal showed)."""
+        import pty
+        import select
+        pid, master = pty.fork()
+        if pid == 0:
+            try:
+                os.execv(argv[0], argv)
+            finally:
+                os._exit(127)
+        shown = b""
+        deadline = time.monotonic() + timeout
+
+        def read_some():
+            nonlocal shown
+            r, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                raise CheckFailed("terminal: timed out; shown so far: %r" % shown)
+            try:
+                data = os.read(master, 4096)
+            except OSError:     # EIO: the child closed the terminal
+                data = b""
+            shown += data
+            return data
+
+        try:
+            pos = 0
+            for expect, line in script:
+                while expect.encode() not in shown[pos:]:
+                    if not read_some():
+                        raise CheckFailed("terminal: %r never shown; got %r" % (expect, shown))
+                pos = shown.index(expect.encode(), pos) + len(expect)
+                time.sleep(0.05)   # let the program switch echo off after the prompt
+                os.write(master, line.encode() + b"\n")
+            while read_some():
+                pass
+        finally:
+            _, status = os.waitpid(pid, 0)
+            os.close(master)
+        return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
     def vault(self, *args, conf=None, **kw):
         return self.run([self.vault_bin, "-c", conf or self.conf] + list(args), **kw)
 

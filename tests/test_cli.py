@@ -251,6 +251,37 @@ class T:
         p = s.run([s.keymgr_bin, "token", "otp", s.path("nonexistent.token")])
         check(p.returncode == 1, "token otp on a missing file succeeded")
 
+    def terminal_prompts(self):
+        """Without --passphrase-fd on a terminal: no-echo prompts, a repeat for new
+        passphrases, and a confirmation before removing a user."""
+        s = self.s
+        pw = "orange kettle brave lighthouse"
+        tok = s.path("tty.token")
+        code, shown = s.run_pty([s.keymgr_bin, "-c", s.conf, "user", "add", "ttyuser",
+                                 "--soft-token", tok],
+                                [("New passphrase:", pw), ("Repeat it:", pw)])
+        check(code == 0, "user add on a terminal: exit %d\n%s" % (code, shown))
+        check(pw not in shown, "the passphrase was echoed on the terminal")
+        check("RECOVERY KEY" in shown, "no recovery key shown on the terminal")
+        code, shown = s.run_pty([s.keymgr_bin, "-c", s.conf, "user", "add", "ttyuser2",
+                                 "--soft-token", s.path("tty2.token")],
+                                [("New passphrase:", pw), ("Repeat it:", pw + "x")])
+        check(code == 1 and "differ" in shown, "mismatched repeat: exit %d %s" % (code, shown))
+        line = s.login(pw, tok)
+        code, shown = s.run_pty([s.vault_bin, "-c", s.conf, "list", "ttyuser"],
+                                [("followed by an OTP", line)])
+        check(code == 0 and 'mailbox "INBOX"' in shown, "list on a terminal: %d %s" %
+              (code, shown))
+        check(pw not in shown and line[-44:] not in shown, "login line echoed")
+        code, shown = s.run_pty([s.keymgr_bin, "-c", s.conf, "user", "remove", "ttyuser"],
+                                [("[y/N]", "n")])
+        check(code == 1 and b"ttyuser" in s.keymgr("user", "list").stdout,
+              "answering no still removed the user (%d)" % code)
+        code, shown = s.run_pty([s.keymgr_bin, "-c", s.conf, "user", "remove", "ttyuser"],
+                                [("[y/N]", "y")])
+        check(code == 0 and b"ttyuser" not in s.keymgr("user", "list").stdout,
+              "answering yes did not remove the user (%d): %s" % (code, shown))
+
     # ---- delivery and reading ------------------------------------------------------------
     def deliver_and_cat(self):
         s = self.s
@@ -432,6 +463,14 @@ class T:
         p = s.keymgr("status", "alice")
         check(re.search(rb"current epoch:\s+2", p.stdout), "status after rotate: %s" %
               p.stdout.decode())
+        m = re.search(rb"pending re-wrap:\s+(\d+)", p.stdout)
+        check(m and int(m.group(1)) == len(self.msgs),
+              "pending re-wrap after rotation: %s" % p.stdout.decode())
+        # a session (list) re-wraps the old data keys to the new epoch
+        s.list("alice", self.pass_a, self.tok3)
+        p = s.keymgr("status", "alice")
+        check(re.search(rb"pending re-wrap:\s+0 ", p.stdout),
+              "pending re-wrap after a session: %s" % p.stdout.decode())
         newmsg = b"Subject: after rotation\r\n\r\nsealed to epoch 2\r\n"
         p = s.deliver("alice", newmsg)
         check(p.returncode == 0, "deliver after rotation: %s" % err(p))
@@ -541,7 +580,7 @@ def main():
     r = Runner("cli")
     order = ["help_texts", "init_and_config", "usage_errors", "no_passphrase_on_argv",
              "config_errors_name_the_line", "passphrase_policy", "no_passphrase_source",
-             "user_add", "token_otp", "deliver_and_cat", "deliver_errors", "cat_errors",
+             "user_add", "token_otp", "terminal_prompts", "deliver_and_cat", "deliver_errors", "cat_errors",
              "replayed_otp_refused", "wrong_passphrase_refused", "second_token", "passwd",
              "token_remove_and_recover", "user_list_status", "rotate", "mkdir_flag",
              "verify_backup", "user_remove"]

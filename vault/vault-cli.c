@@ -699,7 +699,7 @@ static const struct command commands[] = {
 	  "Local delivery agent: reads one message on standard input and stores it in\n"
 	  "NAME's INBOX, sealed to NAME's current key epoch (no user secret needed). The\n"
 	  "message is stored byte for byte as given. Exit status (sysexits, for the MTA):\n"
-	  "   0 (EX_OK)        stored and durable (fsync'd commit)\n"
+	  "   0 (EX_OK)        stored and committed (fsync'd unless durable = no)\n"
 	  "  64 (EX_USAGE)     bad command line\n"
 	  "  65 (EX_DATAERR)   empty message, or over max_message_size: bounce\n"
 	  "  67 (EX_NOUSER)    no such user: bounce\n"
