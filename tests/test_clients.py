@@ -37,7 +37,7 @@ import imapwire  # noqa: E402
 
 SKIP = 77
 USER = "alice"
-SUBFOLDER = "Archive"
+SUBFOLDER = "Lists/dev"
 LOCALFOLDER = "Pushed"
 N_INBOX = 200
 N_SUB = 25
@@ -77,7 +77,7 @@ def clean_corpus():
 def synthetic(i, folder):
     """A deterministic, varied message: plain, UTF-8, multipart with a base64
     attachment of growing size."""
-    mid = "<m%03d.%s@clients.test>" % (i, folder.lower())
+    mid = "<m%03d.%s@clients.test>" % (i, folder.lower().replace("/", "."))
     date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(1700000000 + i * 3607))
     h = ("From: Sender %d <sender%d@example.org>\r\nTo: alice@example.org\r\n"
          "Subject: %s message %d\r\nDate: %s\r\nMessage-ID: %s\r\n" % (
@@ -126,7 +126,7 @@ def flags_for(i):
 def populate(peer):
     c = peer.connect(USER, tls=True)
     try:
-        st, text, _ = c.cmd(b"CREATE " + SUBFOLDER.encode())
+        st, text, _ = c.cmd(b"CREATE " + imapwire.quote(SUBFOLDER))
         check(st == b"OK", "CREATE %s: %s %r" % (SUBFOLDER, st, text))
         for box, msgs in (("INBOX", inbox_messages()), (SUBFOLDER, sub_messages())):
             for i, m in enumerate(msgs):
@@ -476,7 +476,11 @@ def fetchmail_scenario(peer, work):
     os.chmod(rcfile, 0o600)
     t = time.time()
     env = dict(os.environ, HOME=work, FETCHMAILHOME=work)
-    r = subprocess.run(["fetchmail", "-f", rcfile, "--nodetach", "-v"],
+    # own pid/lock file: as root fetchmail would share /var/run/fetchmail.pid with any
+    # other run on the machine
+    r = subprocess.run(["fetchmail", "-f", rcfile, "--nodetach", "-v",
+                        "--pidfile", os.path.join(work, "fetchmail.pid"),
+                        "--idfile", os.path.join(work, "fetchids")],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600, env=env)
     out = r.stdout.decode(errors="replace")
     with open(os.path.join(work, "fetchmail.log"), "w") as f:
