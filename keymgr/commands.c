@@ -80,8 +80,9 @@ static int check_name(const char *name)
 	for (i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)name[i];
 
-		if (ch <= 0x20 || ch == 0x7f) {
-			cli_err("bad user name: no spaces or control characters allowed");
+		/* The vault's rule: names appear quoted in IMAP and in logs. */
+		if (ch <= 0x20 || ch == 0x7f || ch == '"' || ch == '\\') {
+			cli_err("bad user name: no spaces, control characters, '\"' or '\\'");
 			return -EINVAL;
 		}
 	}
@@ -622,6 +623,7 @@ out:
 static int cmd_token_remove(struct ctx *c)
 {
 	const char *name = c->args[0];
+	struct vault_user_info info;
 	struct vault_config cfg;
 	struct vault *v = NULL;
 	struct vault_keys *keys = NULL;
@@ -635,6 +637,15 @@ static int cmd_token_remove(struct ctx *c)
 	}
 	if (open_and_unlock(c, name, &cfg, &v, &src, &keys, NULL, false) < 0)
 		goto out;
+	/* Removing the last token would leave only the recovery key: that is what
+	 * `recover` is for, with a new token in the same step. */
+	if (get_user(v, name, &info) < 0)
+		goto out;
+	if (info.ntokens == 1 && info.tokens[0].index == index) {
+		cli_err("token %" PRIu32 " is %s's last token: enrol another one first (token "
+		    "add), or use recover to replace it", index, name);
+		goto out;
+	}
 	if ((r = vault_token_remove(v, keys, (uint8_t)index)) < 0) {
 		if (r == VAULT_ERR_TOKEN || r == -ENOENT)
 			cli_err("%s has no token %" PRIu32 " (see `status %s`)", name, index, name);
@@ -905,7 +916,8 @@ static const struct command commands[] = {
 	{ "token", "remove", 2, 2, O_PASSFD, cmd_token_remove,
 	  "token remove NAME INDEX [--passphrase-fd N]",
 	  "Removes token INDEX (the number in `status NAME`) from NAME. Needs NAME's\n"
-	  "passphrase immediately followed by a current OTP, on one line.\n\n" PASSFD_HELP },
+	  "passphrase immediately followed by a current OTP, on one line. The last token\n"
+	  "cannot be removed (use `recover` to replace it).\n\n" PASSFD_HELP },
 	{ "token", "otp", 1, 1, 0, cmd_token_otp,
 	  "token otp TOKENFILE",
 	  "Prints the next one-time password of a software token and advances the counter\n"

@@ -412,7 +412,11 @@ class T:
         p = s.vault("cat", "alice", "1", passlines=[s.login(self.pass_a, self.tok1)])
         check(p.returncode == 1, "removed token still logs in")
         p = s.keymgr("token", "remove", "alice", "7", passlines=[s.login(self.pass_a, self.tok2)])
-        check(p.returncode == 1, "removing a missing token succeeded")
+        check(p.returncode == 1 and b"no token 7" in p.stderr,
+              "removing a missing token: %s" % err(p))
+        p = s.keymgr("token", "remove", "alice", idx[1], passlines=[s.login(self.pass_a, self.tok2)])
+        check(p.returncode == 1 and b"last token" in p.stderr,
+              "removing the last token: %s" % err(p))
         # wrong recovery key
         bad = "AAAAA-" + self.recovery[6:] if not self.recovery.startswith("AAAAA") else \
             "BBBBB-" + self.recovery[6:]
