@@ -37,6 +37,7 @@ import binascii
 import calendar
 import os
 import re
+import socket
 import sys
 import time
 import traceback
@@ -139,6 +140,7 @@ for _n in _no_date_messages():
 
 USER = "alice"
 DELIVER_USER = "bob"
+LMTP_USER = "carol"
 
 
 # -- equivalences: differences that are the same answer in another form ------------------
@@ -842,25 +844,36 @@ def strip_trace(raw):
             break
 
 
-def deliver_phase(d, a, b, corpus, binary):
-    """Delivers a subset through each server's LDA (dovecot-lda / sealmail-vault
-    deliver: the raw bytes on stdin), then compares what a client sees: structure and
+def lmtp_up(peer):
+    port = getattr(peer, "lmtp_port", None)
+    if not port:
+        return False
+    try:
+        socket.create_connection((peer.host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def deliver_phase(d, a, b, corpus, via="lda"):
+    """Delivers the hard cases through each server's LDA (dovecot-lda / sealmail-vault
+    deliver: the raw bytes on stdin) or its LMTP listener (the bytes with CRLF line
+    ends, as LMTP carries them), then compares what a client sees: structure and
     content, and BODY[] against the input once trace fields are removed."""
+    user = DELIVER_USER if via == "lda" else LMTP_USER
+    label = "deliver " if via == "lda" else "lmtp "
     picks = [(n, m) for n, m in corpus if n.startswith("hard-")][:40]
     ok = {a.name: [], b.name + "#b": []}
     for peer, key in ((a, a.name), (b, b.name + "#b")):
         for name, data in picks:
             try:
-                if peer.name == "dovecot":
-                    peer.deliver(DELIVER_USER, data, via="lda")
-                else:
-                    peer.deliver(DELIVER_USER, data)
+                peer.deliver(user, data, via=via)
                 ok[key].append(name)
             except Exception as e:  # noqa: BLE001 - recorded and compared
-                print("  deliver %s to %s: %s" % (name, peer.name, e))
+                print("  %s%s to %s: %s" % (label, name, peer.name, e))
     da, db = ok[a.name], ok[b.name + "#b"]
-    d.check("DELIVER", "accepted messages", da, db)
-    ca, cb = Session(a, DELIVER_USER), Session(b, DELIVER_USER)
+    d.check("DELIVER", label + "accepted messages", da, db)
+    ca, cb = Session(a, user), Session(b, user)
     ca.select()
     cb.select()
     sa = {n: i + 1 for i, n in enumerate(da)}
@@ -870,7 +883,11 @@ def deliver_phase(d, a, b, corpus, binary):
     for name in common:
         for item in ("ENVELOPE", "BODYSTRUCTURE", "BODY.PEEK[TEXT]", "BODY.PEEK[1]",
                      "BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)]"):
-            d.check(name, "deliver " + item, *fetch_pair(ca, cb, sa[name], sb[name], item))
+            d.check(name, label + item, *fetch_pair(ca, cb, sa[name], sb[name], item))
+        if via == "lmtp":
+            # what LMTP DATA carries: CRLF line ends and a final CRLF (RFC 5321 4.1.4)
+            crlf = data[name].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            data[name] = crlf if crlf.endswith(b"\r\n") else crlf + b"\r\n"
         # each server against the input: only trace fields may be added in front
         want = data[name]
         # transformations a server may legitimately apply to what it returns: line
@@ -883,7 +900,7 @@ def deliver_phase(d, a, b, corpus, binary):
         for c, q, side in ((ca, sa[name], d.a), (cb, sb[name], d.b)):
             _, it = fetch(c, q, "BODY.PEEK[]")
             got = strip_trace(bytes(it.get("BODY[]", b"")))
-            d.check(name, "deliver BODY[] vs input (%s)" % side, want,
+            d.check(name, label + "BODY[] vs input (%s)" % side, want,
                     want if got in allowed else got)
     ca.logout()
     cb.logout()
@@ -902,13 +919,13 @@ def run(args):
 
     t0 = time.time()
     try:
-        a = make_peer(args.a, [USER, DELIVER_USER], args.build)
+        a = make_peer(args.a, [USER, DELIVER_USER, LMTP_USER], args.build)
     except SkipPeer as e:
         print("SKIP:", e)
         return SKIP
     try:
         try:
-            b = make_peer(args.b, [USER, DELIVER_USER], args.build)
+            b = make_peer(args.b, [USER, DELIVER_USER, LMTP_USER], args.build)
         except SkipPeer as e:
             print("SKIP:", e)
             return SKIP
@@ -975,8 +992,17 @@ def compare(args, a, b, corpus, t0):
     if not args.no_deliver:
         t = time.time()
         n0 = d.compared
-        deliver_phase(d, a, b, corpus, binary)
-        print("deliver: %d comparisons (%.1f s)" % (d.compared - n0, time.time() - t))
+        deliver_phase(d, a, b, corpus, "lda")
+        print("deliver (LDA): %d comparisons (%.1f s)" % (d.compared - n0, time.time() - t))
+        if lmtp_up(a) and lmtp_up(b):
+            t = time.time()
+            n0 = d.compared
+            deliver_phase(d, a, b, corpus, "lmtp")
+            print("deliver (LMTP): %d comparisons (%.1f s)" % (d.compared - n0,
+                                                              time.time() - t))
+        else:
+            print("deliver (LMTP): skipped, no LMTP listener on %s" % (
+                a.name if not lmtp_up(a) else b.name))
 
     print()
     print("%d comparisons, %d unexplained differences, %d explained (%.1f s)" % (

@@ -33,6 +33,7 @@ import pwd
 import re
 import shutil
 import signal
+import smtplib
 import ssl
 import subprocess
 import sys
@@ -351,7 +352,18 @@ class Sealmail:
         return m
 
     def deliver(self, user, data, *, sender="sender@example.org", via="lda"):
-        """Delivers data (bytes) with `sealmail-vault -c CONF deliver USER` (stdin)."""
+        """Delivers data (bytes) to user's INBOX: via="lda" with `sealmail-vault -c CONF
+        deliver USER` (the bytes on stdin), via="lmtp" through sealmail-imapd's LMTP
+        listener (line ends made CRLF as LMTP requires; a final CRLF is added)."""
+        if via == "lmtp":
+            if self.mode == "engine":
+                raise RuntimeError("no LMTP listener in engine mode")
+            with smtplib.LMTP(self.host, self.lmtp_port, timeout=60) as s:
+                wire = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                refused = s.sendmail(sender, [user + "@localhost"], wire)
+                if refused:
+                    raise RuntimeError("LMTP refused: %r" % refused)
+            return
         if via != "lda":
             raise NotImplementedError("sealmail delivery via %s" % via)
         r = self.run([self.prog["vault"], "-c", self.conf, "deliver", user], input=data,
