@@ -131,8 +131,26 @@ static int out_section(struct imap_client *c, const char *label,
 		return r;
 	if (len == 0)
 		return out_str(c, "\"\"");
+	if (memchr(p, '\0', len) == NULL)
+		return out_literal(c, p, len, false);
 	/* RFC 3516 4.2: BINARY content with NUL needs literal8. */
-	return out_literal(c, p, len, binary && memchr(p, '\0', len) != NULL);
+	if (binary)
+		return out_literal(c, p, len, true);
+	/* RFC 9051 4.3: a plain literal cannot carry NUL; like Dovecot, send 0x80 in its
+	 * place (same length, so sizes and partial offsets still hold). */
+	{
+		size_t start;
+
+		if ((r = out_printf(c, "{%zu}\r\n", len)) < 0)
+			return r;
+		start = c->out->len;
+		if ((r = out_put(c, p, len)) < 0)
+			return r;
+		for (size_t i = start; i < c->out->len; i++)
+			if (c->out->d[i] == 0)
+				c->out->d[i] = 0x80;
+	}
+	return 0;
 }
 
 static int fetch_section(struct msrc *s, const struct imap_fetch_section *sec, uint64_t size)
@@ -245,7 +263,9 @@ static int fetch_one(struct imap_client *c, struct fetch_ctx *fc, struct vault_t
 	if ((r = out_printf(c, "* %zu FETCH (", vi + 1)) < 0)
 		goto fail;
 #define SEP() do { if ((r = out_str(c, sp)) < 0) goto fail; sp = " "; } while (0)
-	if (fc->uid || (items & IMAP_FETCH_UID)) {
+	/* With QRESYNC every FETCH carries the UID (RFC 7162 3.2.4 lets the client
+	 * rely on it); it never hurts. */
+	if (fc->uid || (items & IMAP_FETCH_UID) || (c->enabled & EN_QRESYNC)) {
 		SEP();
 		if ((r = out_printf(c, "UID %u", uid)) < 0)
 			goto fail;

@@ -803,13 +803,15 @@ static int out_list_line(struct imap_client *c, const char *verb, const struct l
 			ATTR("\\HasChildren");
 		else
 			ATTR("\\HasNoChildren");
-		if (e->subscribed && ((ret & IMAP_LIST_RET_SUBSCRIBED) || (sel & IMAP_LIST_SEL_SUBSCRIBED)))
+		if (e->subscribed && ((ret & IMAP_LIST_RET_SUBSCRIBED) ||
+		    (sel & IMAP_LIST_SEL_SUBSCRIBED)))
 			ATTR("\\Subscribed");
-		if (e->exists && e->mb != NULL)
-			for (size_t i = 0; i < sizeof(su_names) / sizeof(su_names[0]); i++)
-				if (e->mb->special_use & su_names[i].bit)
-					ATTR(su_names[i].name);
 	}
+	/* RFC 6154 2: special-use attributes in LIST (and, as Dovecot does, LSUB). */
+	if (e->exists && e->mb != NULL)
+		for (size_t i = 0; i < sizeof(su_names) / sizeof(su_names[0]); i++)
+			if (e->mb->special_use & su_names[i].bit)
+				ATTR(su_names[i].name);
 #undef ATTR
 	if ((r = out_str(c, ") \"/\" ")) < 0 || (r = out_mailbox(c, e->name)) < 0)
 		return r;

@@ -154,6 +154,12 @@ int cmd_enable(struct imap_client *c, struct imap_cmd *cmd)
 				dl += (size_t)r;
 		}
 	}
+	/* Enabling CONDSTORE with a mailbox selected: the client has not seen its
+	 * HIGHESTMODSEQ yet (RFC 7162 3.1.8 sends it at SELECT; Dovecot sends it here). */
+	if (c->view != NULL && strstr(done, "CONDSTORE") != NULL &&
+	    (r = out_printf(c, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+	    (unsigned long long)c->view->st->hms)) < 0)
+		return r;
 	if ((r = out_printf(c, "* ENABLED%s\r\n", done)) < 0)
 		return r;
 	return cmd_ok(c, cmd, "Enabled");

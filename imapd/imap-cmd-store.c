@@ -204,7 +204,7 @@ int cmd_store(struct imap_client *c, struct imap_cmd *cmd)
 			if (!c->condstore || !ch[i].changed)
 				continue;
 			r = out_printf(c, "* %zu FETCH (", ch[i].idx + 1);
-			if (r == 0 && uid)
+			if (r == 0 && (uid || (c->enabled & EN_QRESYNC)))
 				r = out_printf(c, "UID %u ", u);
 			if (r == 0)
 				r = out_printf(c, "MODSEQ (%llu))\r\n",
@@ -213,7 +213,7 @@ int cmd_store(struct imap_client *c, struct imap_cmd *cmd)
 			continue;	/* failed the test: in MODIFIED */
 		} else {
 			r = out_printf(c, "* %zu FETCH (", ch[i].idx + 1);
-			if (r == 0 && uid)
+			if (r == 0 && (uid || (c->enabled & EN_QRESYNC)))
 				r = out_printf(c, "UID %u ", u);
 			if (r == 0)
 				r = out_str(c, "FLAGS ");
