@@ -34,6 +34,12 @@ def msg_text_crlf():
             b"Line one\r\nLine two\r\n.\r\n..dot-stuffed looking line\r\n")
 
 
+def to_crlf(b):
+    """What the store keeps of mail from outside: every bare LF becomes CRLF
+    (RFC 5322 2.3); a CR not followed by LF stays."""
+    return re.sub(rb"(?<!\r)\n", b"\r\n", b)
+
+
 def msg_binary():
     head = (b"From: x@example.org\r\nSubject: 8bit \xc3\xa9t\xc3\xa9\r\n"
             b"Content-Transfer-Encoding: binary\r\n\r\n")
@@ -298,7 +304,7 @@ class T:
         inbox = boxes["INBOX"]["msgs"]
         check(len(inbox) == len(bodies), "INBOX has %d messages, expected %d" %
               (len(inbox), len(bodies)))
-        for uid, b in zip(sorted(inbox), bodies):
+        for uid, b in zip(sorted(inbox), map(to_crlf, bodies)):
             check(inbox[uid]["size"] == len(b), "uid %d size %d != %d" %
                   (uid, inbox[uid]["size"], len(b)))
             got = s.cat("alice", PASS_A, self.tok1, uid)

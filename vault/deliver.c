@@ -47,6 +47,7 @@ struct vault_delivery {
 	uint8_t emailid[16];
 	int err;			/* sticky */
 	bool finished;
+	bool prev_cr;			/* last byte written was CR (CRLF across writes) */
 };
 
 static int spill_open(struct vault_delivery *d)
@@ -224,14 +225,12 @@ out:
 	return r;
 }
 
-int vault_delivery_write(struct vault_delivery *d, const uint8_t *p, size_t n)
+static int delivery_put(struct vault_delivery *d, const uint8_t *p, size_t n)
 {
 	int r;
 
-	if (d->err != 0)
-		return d->err;
-	if (d->finished)
-		return -EINVAL;
+	if (n == 0)
+		return 0;
 	if (n > d->v->cfg.max_message_size || d->bw.total > d->v->cfg.max_message_size - n) {
 		d->err = -E2BIG;
 		return d->err;
@@ -239,6 +238,47 @@ int vault_delivery_write(struct vault_delivery *d, const uint8_t *p, size_t n)
 	if ((r = bw_write(&d->bw, p, n)) < 0)
 		d->err = r;
 	return r;
+}
+
+int vault_delivery_write(struct vault_delivery *d, const uint8_t *p, size_t n)
+{
+	if (d->err != 0)
+		return d->err;
+	if (d->finished)
+		return -EINVAL;
+	return delivery_put(d, p, n);
+}
+
+/* Mail is stored with CRLF line endings: RFC 5322 2.3 and RFC 9051 2.3.4 make CRLF
+ * the only line ending on the IMAP wire, and RFC822.SIZE must equal the bytes BODY[]
+ * returns. A sendmail-style LDA gets bare LF from its caller, so every bare LF
+ * becomes CRLF here, once, for `deliver`, LMTP and import (Dovecot converts on output
+ * instead; the bytes a client sees are the same). A CR not followed by LF is kept. */
+int vault_delivery_write_mail(struct vault_delivery *d, const uint8_t *p, size_t n)
+{
+	static const uint8_t crlf[2] = { '\r', '\n' };
+	size_t start = 0;
+	int r;
+
+	if (d->err != 0)
+		return d->err;
+	if (d->finished)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '\n')
+			continue;
+		if (i > 0 ? p[i - 1] == '\r' : d->prev_cr)
+			continue;
+		if ((r = delivery_put(d, p + start, i - start)) < 0 ||
+		    (r = delivery_put(d, crlf, sizeof(crlf))) < 0)
+			return r;
+		start = i + 1;
+	}
+	if ((r = delivery_put(d, p + start, n - start)) < 0)
+		return r;
+	if (n > 0)
+		d->prev_cr = p[n - 1] == '\r';
+	return 0;
 }
 
 /* ---- commit --------------------------------------------------------------------- */

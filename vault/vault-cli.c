@@ -121,7 +121,7 @@ static int cmd_deliver(struct ctx *c)
 		if (n == 0)
 			break;
 		total += (uint64_t)n;
-		if ((r = vault_delivery_write(d, buf->p, (size_t)n)) < 0) {
+		if ((r = vault_delivery_write_mail(d, buf->p, (size_t)n)) < 0) {
 			if (r == -E2BIG) {
 				cli_err("deliver to %s: message too big (over max_message_size = %"
 				    PRIu64 " bytes)", name, cfg.max_message_size);

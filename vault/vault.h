@@ -271,7 +271,11 @@ int vault_msg_vanished(struct vault_txn *t, uint32_t user_id, uint32_t mbox,
 struct vault_delivery;
 int vault_delivery_begin(struct vault *v, const char *user, time_t now,
     struct vault_delivery **out);		/* VAULT_ERR_NOUSER */
+/* Stores the bytes exactly as given. */
 int vault_delivery_write(struct vault_delivery *d, const uint8_t *p, size_t n);
+/* For mail from outside (deliver, LMTP, import): bare LF becomes CRLF, streaming
+ * (a CR at the end of one call and an LF at the start of the next are one CRLF). */
+int vault_delivery_write_mail(struct vault_delivery *d, const uint8_t *p, size_t n);
 /* Commits into INBOX. -E2BIG if over cfg->max_message_size. */
 int vault_delivery_commit(struct vault_delivery **d, uint32_t *uid_out);
 void vault_delivery_abort(struct vault_delivery **d);
