@@ -51,7 +51,9 @@
  * logs and exits; the master logs and kills the sender (exiting would let one
  * compromised login process take the whole server down).
  *
- * LMTP (lmtp_listen) is not served by this build yet. */
+ * LMTP: the master binds lmtp_listen with the others and, after the privilege drop,
+ * starts one imapd-lmtp process (lmtp.c), which forks a process per LMTP connection;
+ * the master restarts it if it dies and stops it on shutdown. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -77,6 +79,7 @@
 #include "proto.h"
 #include "server.h"
 #include "tls.h"
+#include "lmtp.h"
 #include "vault.h"
 #include "compat.h"
 
@@ -127,6 +130,10 @@ static struct master {
 	int sigfd;
 	bool stopping;
 } M = { .sigfd = -1 };
+
+static int lmtp_fd = -1;		/* lmtp_listen, kept to restart the LMTP process */
+static pid_t lmtp_pid = -1;
+static time_t lmtp_started;
 
 /* ---- small process helpers (shared with login.c / session-proc.c) ------------ */
 
@@ -766,6 +773,19 @@ static void reap(void)
 		struct login_rec *l = login_by_pid(pid);
 		bool abnormal = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status));
 
+		if (pid == lmtp_pid) {
+			lmtp_pid = -1;
+			if (M.stopping)
+				continue;
+			log_warn("LMTP process %d ended; restarting it", (int)pid);
+			if (time(NULL) - lmtp_started < 1)	/* no busy crash loop */
+				sleep(1);
+			lmtp_started = time(NULL);
+			if (lmtp_start(lmtp_fd, &M.cfg, &lmtp_pid) < 0)
+				log_err("cannot restart the LMTP process: %s", strerror(errno));
+			continue;
+		}
+
 		if (l) {
 			if (abnormal && !M.stopping)
 				log_warn("login process %d ended abnormally (%s %d)", (int)pid,
@@ -830,10 +850,15 @@ static void shutdown_all(void)
 		(void)kill(M.logins[i].pid, SIGTERM);
 	for (size_t i = 0; i < M.nsessions; i++)
 		(void)kill(M.sessions[i].pid, SIGTERM);
+	if (lmtp_pid > 0)
+		(void)kill(lmtp_pid, SIGTERM);
+	if (lmtp_fd >= 0)
+		close(lmtp_fd);
+	lmtp_fd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		reap();
-		if (M.nlogins == 0 && M.nsessions == 0)
+		if (M.nlogins == 0 && M.nsessions == 0 && lmtp_pid < 0)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
@@ -842,6 +867,8 @@ static void shutdown_all(void)
 				(void)kill(M.logins[i].pid, SIGKILL);
 			for (size_t i = 0; i < M.nsessions; i++)
 				(void)kill(M.sessions[i].pid, SIGKILL);
+			if (lmtp_pid > 0)
+				(void)kill(lmtp_pid, SIGKILL);
 		}
 		(void)poll(NULL, 0, 20);
 	}
@@ -970,9 +997,10 @@ int server_run(const char *path)
 		fprintf(stderr, "sealmail-imapd: imaps_listen: %s\n", err);
 		return 1;
 	}
-	if (M.cfg.lmtp_listen[0])
-		log_info("lmtp_listen is set (%s) but LMTP is not served by this build",
-		    M.cfg.lmtp_listen);
+	if (M.cfg.lmtp_listen[0] && lmtp_listener_open(&M.cfg, &lmtp_fd, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sealmail-imapd: %s\n", err);
+		return 1;
+	}
 	raise_nofile(M.cfg.max_connections);
 	if (drop_root(M.cfg.run_user, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sealmail-imapd: %s\n", err);
@@ -983,6 +1011,12 @@ int server_run(const char *path)
 	sigs_block(&set);
 	if ((M.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
 		fprintf(stderr, "sealmail-imapd: signalfd: %s\n", strerror(errno));
+		return 1;
+	}
+	lmtp_started = time(NULL);
+	if (lmtp_fd >= 0 && lmtp_start(lmtp_fd, &M.cfg, &lmtp_pid) < 0) {
+		fprintf(stderr, "sealmail-imapd: cannot start the LMTP process: %s\n",
+		    strerror(errno));
 		return 1;
 	}
 	log_info("sealmail-imapd ready (pid %d)", (int)getpid());
