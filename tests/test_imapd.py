@@ -744,6 +744,33 @@ def t_window_disabled(srv):
     c.logout()
 
 
+def t_user_connection_limit(srv):
+    deadline = time.time() + 5      # earlier tests' relays must be gone
+    while srv.procs("imapd-login") and time.time() < deadline:
+        time.sleep(0.1)
+    a1, a2 = srv.imaps("alice"), srv.imaps("alice")
+    c = srv.imaps()
+    try:
+        c.login("alice", srv.v.password("alice"))
+        raise AssertionError("third connection accepted with max_user_connections = 2")
+    except imaplib.IMAP4.error as e:
+        check("LIMIT" in str(e), "answer %s" % e)
+    b = srv.imaps("bob")            # the limit is per user
+    b.logout()
+    a1.logout()
+    deadline = time.time() + 5
+    while True:
+        try:
+            c.login("alice", srv.v.password("alice"))
+            break
+        except imaplib.IMAP4.error:
+            check(time.time() < deadline, "slot not freed after a logout")
+            time.sleep(0.2)
+    c.logout()
+    a2.logout()
+    check("max_user_connections" in srv.log_text(), "limit not logged")
+
+
 GROUPS = [
     ({}, [t_greeting_capability, t_implicit_tls_login, t_starttls,
           t_starttls_injection_discarded, t_tls_versions, t_authenticate_plain,
@@ -755,7 +782,8 @@ GROUPS = [
       "max_connections": "4"},
      [t_window_expires, t_session_exits_after_window, t_logindisabled,
       t_prelogin_timeout, t_max_connections]),
-    ({"unlock_window": "0"}, [t_window_disabled]),
+    ({"unlock_window": "0", "max_user_connections": "2"},
+     [t_window_disabled, t_user_connection_limit]),
 ]
 
 
