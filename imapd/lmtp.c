@@ -4,7 +4,8 @@
  * the vault at once: an unknown user gets 550 5.1.1 there), then DATA or BDAT
  * chunks. When the data starts, one vault delivery is begun per accepted recipient
  * with that recipient's trace fields (lmtp-trace.c) and every message byte is
- * written to each delivery as it arrives: the vault seals it in 64 KiB chunks and
+ * written to each delivery as it arrives (vault_delivery_write_mail: a bare LF from
+ * a sloppy client is stored as CRLF, as `deliver` does): the vault seals it in 64 KiB chunks and
  * keeps only ciphertext. At the end each delivery is committed and gets its own
  * reply, in RCPT order (RFC 2033 4.2); 250 only after vault_delivery_commit
  * returned 0, which means the message is durably stored. A storage failure is a
@@ -212,7 +213,7 @@ static void data_write(struct lmtp_session *s, const uint8_t *p, size_t n)
 
 		if (rc->d == NULL)
 			continue;
-		if ((r = vault_delivery_write(rc->d, p, n)) < 0) {
+		if ((r = vault_delivery_write_mail(rc->d, p, n)) < 0) {
 			log_warn("lmtp %s: delivery to %s failed while receiving: %s", s->id,
 			    rc->user, vault_strerror(r));
 			rc->err = r;

@@ -119,18 +119,18 @@ class Vault(Sealmail):
 
 
 class Server:
-    def __init__(self, vault, lmtp=None, **settings):
+    def __init__(self, vault, lmtp=None, lmtp_port=None, **settings):
         for attempt in range(3):    # free ports are racy: retry on a bind failure
             try:
-                return self._start(vault, lmtp, **settings)
+                return self._start(vault, lmtp, lmtp_port, **settings)
             except AssertionError as e:
                 self.stop()
                 if "in use" not in str(e) or attempt == 2:
                     raise
 
-    def _start(self, vault, lmtp, **settings):
+    def _start(self, vault, lmtp, lmtp_port, **settings):
         self.v = vault
-        self.imap_port, self.lmtp_port = free_port(), free_port()
+        self.imap_port, self.lmtp_port = free_port(), lmtp_port or free_port()
         self.lmtp = lmtp or "127.0.0.1:%d" % self.lmtp_port
         self.conf = os.path.join(vault.tmp, "imapd-%d.conf" % self.imap_port)
         shutil.copy(vault.conf, self.conf)
