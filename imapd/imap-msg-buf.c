@@ -246,6 +246,8 @@ void imap_mbuf_put_literal(struct imap_mbuf *b, const void *data, size_t n)
 	imap_mbuf_putc(b, '{');
 	imap_mbuf_put_u64(b, n);
 	imap_mbuf_put(b, "}\r\n", 3);
+	if (n == 0)
+		return;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] != '\0')
 			continue;
@@ -259,6 +261,9 @@ void imap_mbuf_put_literal(struct imap_mbuf *b, const void *data, size_t n)
 void mbuf_put_unfolded(struct imap_mbuf *b, const uint8_t *s, size_t n)
 {
 	size_t start = 0;
+
+	if (n == 0)
+		return;
 
 	for (size_t i = 0; i <= n; i++) {
 		if (i < n && !is_nl(s[i]) && s[i] != '\0')

@@ -168,7 +168,8 @@ int imap_msg_parse_date(const char *s, size_t n, time_t *t_out, int *tz_min_out)
 			unsigned nd;
 
 			d.l.p++;
-			if (!number(&d, 4, &v, &nd) || nd != 4 || v % 100 > 59)
+			/* hhmm; a zone past 23:59 is no real offset */
+			if (!number(&d, 4, &v, &nd) || nd != 4 || v % 100 > 59 || v / 100 > 23)
 				return -EPROTO;
 			tz = sign * ((v / 100) * 60 + v % 100);
 		} else if (is_alpha(*d.l.p)) {

@@ -71,6 +71,9 @@ void utf8_sanitize(const uint8_t *s, size_t n, struct imap_mbuf *out)
 {
 	size_t i = 0, start = 0;
 
+	if (n == 0)
+		return;	/* s may be NULL (an empty imap_mbuf) */
+
 	while (i < n) {
 		size_t used;
 		uint32_t cp;
@@ -401,6 +404,43 @@ void qp_decode(const uint8_t *s, size_t n, bool q, struct imap_mbuf *out,
 
 /* ---- RFC 2047 ------------------------------------------------------------------------ */
 
+/* RFC 2047 section 2 limits an encoded-word to 75 characters; mailers exceed that,
+ * but a charset name longer than this is not one */
+#define EW_CHARSET_MAX 64
+
+/* Positions of the next "?=" and the next CR/LF, found once and reused while the
+ * scan moves forward, so that decoding stays linear however many "=?" there are. */
+struct ew_scan {
+	const uint8_t *s;
+	size_t n;
+	size_t next_end, next_nl;	/* n if none */
+	bool have_end, have_nl;
+};
+
+static size_t find_end(struct ew_scan *sc, size_t from)
+{
+	if (!sc->have_end || sc->next_end < from) {
+		const uint8_t *p = from + 1 < sc->n ? memmem(sc->s + from, sc->n - from, "?=", 2) : NULL;
+
+		sc->next_end = p == NULL ? sc->n : (size_t)(p - sc->s);
+		sc->have_end = true;
+	}
+	return sc->next_end;
+}
+
+static size_t find_nl(struct ew_scan *sc, size_t from)
+{
+	if (!sc->have_nl || sc->next_nl < from) {
+		size_t i = from;
+
+		while (i < sc->n && sc->s[i] != '\r' && sc->s[i] != '\n')
+			i++;
+		sc->next_nl = i;
+		sc->have_nl = true;
+	}
+	return sc->next_nl;
+}
+
 struct ew {
 	const uint8_t *charset;
 	size_t charset_len;
@@ -410,14 +450,15 @@ struct ew {
 	size_t len;		/* of the whole encoded-word */
 };
 
-/* encoded-word = "=?" charset "?" encoding "?" encoded-text "?=" at s */
-static bool parse_ew(const uint8_t *s, size_t n, struct ew *w)
+/* encoded-word = "=?" charset "?" encoding "?" encoded-text "?=" at sc->s + at */
+static bool parse_ew(struct ew_scan *sc, size_t at, struct ew *w)
 {
-	size_t i = 2, cs_end, t;
+	const uint8_t *s = sc->s + at;
+	size_t n = sc->n - at, i = 2, cs_end, t, end;
 
 	if (n < 8 || s[0] != '=' || s[1] != '?')
 		return false;
-	while (i < n && s[i] != '?' && s[i] > ' ' && s[i] < 0x7f)
+	while (i < n && i < 2 + EW_CHARSET_MAX && s[i] != '?' && s[i] > ' ' && s[i] < 0x7f)
 		i++;
 	if (i >= n || s[i] != '?' || i == 2)
 		return false;
@@ -428,14 +469,11 @@ static bool parse_ew(const uint8_t *s, size_t n, struct ew *w)
 	if (w->enc == 0)
 		return false;
 	t = i + 3;
-	for (i = t; i + 1 < n; i++) {
-		if (s[i] == '\r' || s[i] == '\n')
-			return false;
-		if (s[i] == '?' && s[i + 1] == '=')
-			break;
-	}
-	if (i + 1 >= n)
+	/* the text ends at the first "?=", and may not contain a line break */
+	end = find_end(sc, at + t);
+	if (end >= sc->n || find_nl(sc, at + t) < end)
 		return false;
+	i = end - at;
 	w->charset = s + 2;
 	w->charset_len = cs_end - 2;
 	/* RFC 2231 section 5: charset*language */
@@ -474,9 +512,10 @@ int imap_msg_decode_header(const char *str, size_t n, struct imap_mbuf *out)
 {
 	const uint8_t *s = (const uint8_t *)str;
 	struct imap_mbuf pending, plain;
-	char cs[64] = "";
+	char cs[EW_CHARSET_MAX + 1] = "";
 	size_t i = 0, lit_start = 0;
 	bool last_was_ew = false;
+	struct ew_scan sc = { s, n, 0, 0, false, false };
 
 	imap_mbuf_init(&pending, out->max);
 	imap_mbuf_init(&plain, out->max);
@@ -487,7 +526,7 @@ int imap_msg_decode_header(const char *str, size_t n, struct imap_mbuf *out)
 		if (q == NULL)
 			break;
 		i = (size_t)(q - s);
-		if (!parse_ew(s + i, n - i, &w)) {
+		if (!parse_ew(&sc, i, &w)) {
 			i++;
 			continue;
 		}

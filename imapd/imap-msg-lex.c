@@ -61,11 +61,18 @@ static int skip_comment(struct lex *l)
 			if (l->p >= l->end)
 				return -1;
 			break;
+		case '\0':
+			/* flushed here (written as U+FFFD later), so an unterminated
+			 * comment keeps the text up to its NUL, as in Dovecot */
+			if (l->comment != NULL)
+				imap_mbuf_put(l->comment, start, (size_t)(l->p + 1 - start));
+			start = l->p + 1;
+			break;
 		default:
 			break;
 		}
 	}
-	return -1;	/* missing ")" */
+	return -1;	/* missing ")": the text since the last flush is dropped */
 }
 
 int lex_skip_cfws(struct lex *l)
@@ -79,8 +86,12 @@ int lex_skip_cfws(struct lex *l)
 		}
 		if (c != '(')
 			break;
-		if (skip_comment(l) < 0)
+		if (skip_comment(l) < 0) {
+			/* an unterminated comment runs to the end: nothing after it can be
+			 * parsed, and stopping there keeps error recovery linear */
+			l->p = l->end;
 			return -1;
+		}
 	}
 	return l->p < l->end ? 1 : 0;
 }
@@ -97,15 +108,14 @@ int lex_atom(struct lex *l, struct imap_mbuf *out)
 	return l->p < l->end ? lex_skip_cfws(l) : 0;
 }
 
-static int dot_atom(struct lex *l, struct imap_mbuf *out, bool lenient)
+int lex_dot_atom(struct lex *l, struct imap_mbuf *out)
 {
 	const uint8_t *start;
 	int r;
 
-	/* dot-atom-text = 1*atext *("." 1*atext), with CFWS around the dots (RFC 5322
-	 * obs-local-part / obs-domain). lenient: empty atoms between dots too ("a..b",
-	 * "a.", ".a"), which some mailers produce in local parts. */
-	if (l->p >= l->end || !(lex_is_atext(*l->p) || (lenient && *l->p == '.')))
+	/* dot-atom-text = 1*atext *("." 1*atext), CFWS allowed around the dots
+	 * (RFC 5322 obs-domain); an empty atom ("a..b", "a.") is an error */
+	if (l->p >= l->end || !lex_is_atext(*l->p))
 		return -1;
 	start = l->p;
 	while (l->p < l->end) {
@@ -114,32 +124,44 @@ static int dot_atom(struct lex *l, struct imap_mbuf *out, bool lenient)
 			continue;
 		}
 		imap_mbuf_put(out, start, (size_t)(l->p - start));
-		if (l->p == start && !lenient)
-			return -1;
 		if ((r = lex_skip_cfws(l)) <= 0)
 			return r;
 		if (*l->p != '.')
 			return 1;
 		l->p++;
 		imap_mbuf_putc(out, '.');
-		if ((r = lex_skip_cfws(l)) <= 0)
-			return lenient ? r : -1;
-		start = l->p;
-		if (!lenient && !lex_is_atext(*l->p))
+		if (lex_skip_cfws(l) <= 0 || !lex_is_atext(*l->p))
 			return -1;
+		start = l->p;
 	}
 	imap_mbuf_put(out, start, (size_t)(l->p - start));
 	return 0;
 }
 
-int lex_dot_atom(struct lex *l, struct imap_mbuf *out)
-{
-	return dot_atom(l, out, false);
-}
-
 int lex_local_part_atom(struct lex *l, struct imap_mbuf *out)
 {
-	return dot_atom(l, out, true);
+	int r = -1;
+
+	/* Dovecot's non-strict local part: atoms and dots, dots anywhere ("a..b",
+	 * ".a", "a.@b": some mailers make those), CFWS before a dot. After a dot RFC
+	 * 5322's obs-local-part also allows CFWS; we take white space there (Dovecot
+	 * takes none), not comments. */
+	do {
+		while (l->p < l->end && *l->p == '.') {
+			imap_mbuf_putc(out, '.');
+			l->p++;
+			r = 1;
+			while (l->p < l->end && (*l->p == ' ' || *l->p == '\t' ||
+			    *l->p == '\r' || *l->p == '\n'))
+				l->p++;
+			if (l->p >= l->end)
+				return 0;
+		}
+		if (l->p >= l->end || *l->p == '@')
+			break;
+		r = lex_atom(l, out);
+	} while (r > 0 && l->p < l->end && *l->p == '.');
+	return r;
 }
 
 int lex_mime_token(struct lex *l, struct imap_mbuf *out)

@@ -112,8 +112,7 @@ bool hdr_name_eq(const struct hdr_field *f, const char *name)
 
 struct mime_info {
 	bool is_mime;
-	bool seen_type, seen_cte, seen_id, seen_desc, seen_md5, seen_loc, seen_disp,
-	    seen_lang;
+	bool seen_type, seen_id, seen_desc, seen_md5, seen_loc;
 };
 
 static char *dup_value(struct imap_msg *m, const struct hdr_field *f, int *err)
@@ -209,7 +208,8 @@ static void parse_disposition(struct imap_msg *m, struct imap_msg_part *p,
 
 	imap_mbuf_init(&t, 0);
 	lex_init(&l, f->value, f->value_len, NULL);
-	if (lex_skip_cfws(&l) >= 0 && lex_mime_token(&l, &t) >= 0 && t.err == 0) {
+	(void)lex_skip_cfws(&l);
+	if (lex_mime_token(&l, &t) >= 0 && t.err == 0) {
 		p->disposition = arena_strdup_nul(&m->arena, t.d, t.len);
 		if (p->disposition == NULL)
 			*err = -ENOMEM;
@@ -303,10 +303,9 @@ static void analyse_header(struct imap_msg *m, struct imap_msg_part *p, int *err
 				parse_content_type(m, p, &f, err);
 			}
 		} else if (hdr_name_eq(&f, "content-transfer-encoding")) {
-			if (!mi.seen_cte) {
-				mi.seen_cte = true;
+			/* the first one that parses (Dovecot) */
+			if (p->cte == NULL)
 				parse_cte(m, p, &f, err);
-			}
 		} else if (hdr_name_eq(&f, "content-id")) {
 			if (!mi.seen_id) {
 				mi.seen_id = true;
@@ -328,15 +327,13 @@ static void analyse_header(struct imap_msg *m, struct imap_msg_part *p, int *err
 				p->location = dup_value(m, &f, err);
 			}
 		} else if (hdr_name_eq(&f, "content-disposition")) {
-			if (!mi.seen_disp) {
-				mi.seen_disp = true;
+			/* Dovecot reads later ones as long as none had parameters */
+			if (p->ndisp_params == 0)
 				parse_disposition(m, p, &f, err);
-			}
 		} else if (hdr_name_eq(&f, "content-language")) {
-			if (!mi.seen_lang) {
-				mi.seen_lang = true;
+			/* the first one with a language tag */
+			if (p->nlanguages == 0)
 				parse_language(m, p, &f, err);
-			}
 		}
 	}
 	if (p->hdr_len > m->lim.max_header_bytes) {
@@ -573,8 +570,10 @@ static const char *own_boundary(struct pctx *c, struct imap_msg_part *p)
 
 	if ((p->flags & IMAP_MSG_PART_MULTIPART) == 0)
 		return NULL;
+	/* An empty boundary is not valid MIME (RFC 2046 5.1.1: 1 to 70 characters);
+	 * Dovecot uses it anyway, and then every "--" line is a delimiter. So do we. */
 	bnd = param_get(p->params, p->nparams, "boundary");
-	if (bnd == NULL || *bnd == '\0')
+	if (bnd == NULL)
 		return NULL;
 	if (strlen(bnd) > IMAP_MSG_BOUNDARY_MAX) {
 		/* cut, as Dovecot does; prefix matching makes that harmless */

@@ -23,13 +23,25 @@
  * string when every byte is 7-bit and not CR/LF/NUL (with \" and \\ escaped), else a
  * literal {n}CRLF...; NIL for an absent value.
  *
- * Differences from Dovecot 2.3 (all deliberate):
+ * Checked against Dovecot 2.3.19 FETCH output on tests/data/msg and Python's email
+ * corpus: the values agree except for these deliberate differences:
  *  - message/global (RFC 6532) is an encapsulated message like message/rfc822, as
  *    RFC 9051's media-message allows ("RFC822" / "GLOBAL"); Dovecot 2.3 treats it as
  *    an opaque part.
+ *  - A local part with CFWS around its dots ("first . last @ example.com") is read
+ *    as RFC 5322 obs-local-part says (first.last); Dovecot gives up on the address
+ *    and on the rest of the field.
+ *  - HEADER.FIELDS of a header without a blank line gets no blank line appended, as
+ *    RFC 9051 6.4.5 says; Dovecot appends one for HEADER.FIELDS (not for .NOT).
+ *  - BINARY follows what BODYSTRUCTURE shows: a non-MIME part's
+ *    Content-Transfer-Encoding is ignored (Dovecot decodes it in BINARY while
+ *    BODYSTRUCTURE says "7bit"); BINARY of a multipart is its raw body (Dovecot
+ *    rewrites the whole subtree to binary); an encoded message/rfc822 part is decoded
+ *    (Dovecot answers an empty string).
  *  - Where Dovecot switches a humanised string (subject, display name) to a literal
  *    merely because it collapsed whitespace, we keep a quoted string when the result
- *    is quotable. Same value, shorter encoding.
+ *    is quotable; and a string with '"' or '\' is quoted with escapes, not a literal.
+ *    Same values, different encoding.
  *  - Sizes count the bytes as stored (see above).
  *
  * Thread-safety: a parsed struct imap_msg is read-only after imap_msg_parse() and may
@@ -139,8 +151,10 @@ struct imap_msg_part {
 	size_t body_off, body_len;
 	uint32_t body_lines;		/* LF count in the body (TEXT and MESSAGE parts) */
 
-	/* Content-* fields, NULL when absent or when the part is not MIME. The first
-	 * occurrence of each field counts (as in Dovecot). */
+	/* Content-* fields, NULL when absent or when the part is not MIME. As in
+	 * Dovecot, the first occurrence of each field counts, except that for
+	 * Content-Transfer-Encoding and Content-Language the first one that parses
+	 * counts, and a Content-Disposition without parameters lets a later one in. */
 	const char *type, *subtype;	/* as written; type NULL: no Content-Type, the
 					   default applies (text/plain, or message/rfc822
 					   inside multipart/digest). subtype "" if missing */
@@ -191,7 +205,9 @@ const struct imap_msg_part *imap_msg_part_next(const struct imap_msg_part *p);
 
 /* Finds the part a numeric section path names (RFC 9051 section 6.4.5), the way
  * BODY[path] sees it: in a non-multipart message part 1 is the message itself; a path
- * continues into a message/rfc822 part's encapsulated message. depth 0 gives the root.
+ * continues into a message/rfc822 part's encapsulated message. Like Dovecot, a final
+ * "1" below a part that is neither multipart nor message names that part itself
+ * ("2.1.1" is "2.1" when 2.1 is a leaf), one level deep only. depth 0 gives the root.
  * NULL if there is no such part. */
 const struct imap_msg_part *imap_msg_find_part(const struct imap_msg *m,
     const uint32_t *path, size_t depth);
@@ -278,14 +294,18 @@ int imap_msg_header_get(const struct imap_msg *m, const struct imap_msg_part *pa
     const char *name, unsigned idx, unsigned flags, struct imap_mbuf *out);
 
 /* RFC 2047 decoding of a header value to UTF-8: encoded-words in utf-8, us-ascii,
- * iso-8859-1, iso-8859-15, windows-1252 natively, other charsets via iconv(3) (left as
- * written if iconv does not know them); white space between adjacent encoded-words is
- * dropped (RFC 2047 section 6.2); CR/LF removed; bytes that are not valid UTF-8
- * outside encoded-words become U+FFFD. Appends to out; returns out's error. */
+ * iso-8859-1, iso-8859-15, windows-1252 natively, other charsets via iconv(3) (a
+ * charset iconv does not know is taken as UTF-8); adjacent encoded-words in one
+ * charset are joined before conversion, and the white space between them dropped
+ * (RFC 2047 section 6.2); an encoded-word with an unknown encoding stays as written;
+ * CR/LF removed; invalid UTF-8 and NUL become U+FFFD. Appends to out; returns out's
+ * error. The work is linear in n whatever the input. */
 int imap_msg_decode_header(const char *s, size_t n, struct imap_mbuf *out);
 
 /* Converts n bytes in `charset` to UTF-8 (NULL or unknown charset: treated as UTF-8
- * with invalid sequences replaced by U+FFFD). Appends; returns out's error. */
+ * with invalid sequences replaced by U+FFFD; NUL becomes U+FFFD). iconv(3) may load
+ * gconv modules from disk the first time it meets a charset. Appends; returns out's
+ * error. */
 int imap_msg_charset_to_utf8(const char *charset, const uint8_t *s, size_t n,
     struct imap_mbuf *out);
 
@@ -296,11 +316,11 @@ int imap_msg_charset_to_utf8(const char *charset, const uint8_t *s, size_t n,
 int imap_msg_param_decoded(const struct imap_msg_param *params, uint32_t nparams,
     const char *name, struct imap_mbuf *out);
 
-/* RFC 5322 section 3.3 date-time, with the obsolete forms of section 4.3 (two- and
- * three-digit years, missing seconds, named and military zones, comments, optional
- * day-of-week, extra white space), plus the common "Tue, 1 Jan 2002 10:00:00 GMT+0100"
- * and ISO-ish variants are not accepted. *t_out is the UTC time, *tz_min_out the
- * zone offset in minutes. 0 or -EPROTO. */
+/* RFC 5322 section 3.3 date-time, with the obsolete forms of section 4.3: two- and
+ * three-digit years, missing seconds, named zones (UT, GMT, EST...; military letters
+ * count as +0000), comments and white space anywhere, "1-Jan-2024". A missing zone is
+ * +0000; a zone past +-23:59 is an error. *t_out is the UTC time, *tz_min_out the
+ * zone offset in minutes. 0, -EPROTO, -EINVAL. */
 int imap_msg_parse_date(const char *s, size_t n, time_t *t_out, int *tz_min_out);
 /* The message's Date (the first Date field, as Dovecot's SENT* searches use it).
  * RFC 9051 SENTBEFORE/SENTON/SENTSINCE compare the date only, so callers use
