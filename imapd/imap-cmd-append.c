@@ -155,7 +155,7 @@ int cmd_append(struct imap_client *c, struct imap_cmd *cmd)
 		goto out;
 	}
 	/* Connections with the mailbox selected (this one too) get EXISTS. */
-	user_refresh_all(c->u);
+	user_refresh_all(c->u, false);
 	if ((r = view_sync(c, true)) < 0)
 		goto out;
 	r = out_printf(c, "%s OK [APPENDUID %u ", cmd->tag, ac.uidvalidity);

@@ -397,7 +397,7 @@ int cmd_delete(struct imap_client *c, struct imap_cmd *cmd)
 	if (r < 0)
 		return cmd_vault_err(c, cmd, r);
 	/* Connections that had it selected learn it at their next sync. */
-	user_refresh_all(c->u);
+	user_refresh_all(c->u, false);
 	user_push_idle(c->u);
 	return cmd_ok(c, cmd, "Delete completed");
 }
@@ -521,7 +521,7 @@ int cmd_rename(struct imap_client *c, struct imap_cmd *cmd)
 		return cmd_no(c, cmd, "[CANNOT] New name too long");
 	if (r < 0)
 		return cmd_vault_err(c, cmd, r);
-	user_refresh_all(c->u);
+	user_refresh_all(c->u, false);
 	user_push_idle(c->u);
 	return cmd_ok(c, cmd, "Rename completed");
 }

@@ -440,7 +440,7 @@ int cmd_copy(struct imap_client *c, struct imap_cmd *cmd)
 		goto fail;
 	}
 	/* The destination may be selected here (or be this mailbox). */
-	user_refresh_all(c->u);
+	user_refresh_all(c->u, false);
 	if (ndone == 0) {
 		r = gone ? cmd_no(c, cmd, "[EXPUNGEISSUED] Messages were expunged") :
 		    cmd_ok(c, cmd, "No messages %s", move ? "moved" : "copied");

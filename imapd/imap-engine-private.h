@@ -205,8 +205,10 @@ int mbox_state_get(struct imap_user *u, struct vault_txn *t, uint32_t id,
 void mbox_state_unref(struct mbox_state *st);
 /* Brings st up to date with the vault inside t (new messages, external changes). */
 int mbox_state_refresh(struct mbox_state *st, struct vault_txn *t);
-/* Refresh every loaded state (read txn; write txn if new messages need adopting). */
-int user_refresh_all(struct imap_user *u);
+/* Refresh every loaded state. adopt: new messages (deliveries by other processes)
+ * are read in a write txn so the vault adopts them once (symmetric rewrap); after
+ * this process's own APPEND/COPY a read txn is enough. */
+int user_refresh_all(struct imap_user *u, bool adopt);
 struct mmsg *mbox_state_find(struct mbox_state *st, uint32_t uid);
 int mbox_state_kw_index(struct mbox_state *st, const char *name, bool create, int *idx_out);
 int mbox_state_log(struct mbox_state *st, enum chg_type type, uint32_t uid,

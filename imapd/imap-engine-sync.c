@@ -403,7 +403,7 @@ void mbox_state_unref(struct mbox_state *st)
 		state_free(st);
 }
 
-int user_refresh_all(struct imap_user *u)
+int user_refresh_all(struct imap_user *u, bool adopt)
 {
 	struct vault_txn *t = NULL;
 	bool need_write = false;
@@ -419,7 +419,7 @@ int user_refresh_all(struct imap_user *u)
 		if (st->deleted)
 			continue;
 		r = vault_mailbox_get(t, u->k, st->id, &mb);
-		if (r == 0 && mb.uidnext > st->uidnext)
+		if (r == 0 && mb.uidnext > st->uidnext && adopt)
 			need_write = true;	/* new mail: adopt it once, in a write txn */
 		else if (r == 0 || r == VAULT_ERR_NOMBOX)
 			r = mbox_state_refresh(st, t);

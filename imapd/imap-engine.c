@@ -97,7 +97,7 @@ int imap_user_tick(struct imap_user *u, time_t now)
 		if ((r = vault_keys_refresh(u->v, u->k)) < 0)
 			log_warn("session: key refresh failed: %s", vault_strerror(r));
 	}
-	if ((r = user_refresh_all(u)) < 0)
+	if ((r = user_refresh_all(u, true)) < 0)
 		log_warn("session: refresh failed: %s", vault_strerror(r));
 	user_push_idle(u);
 	return 0;
