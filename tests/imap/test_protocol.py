@@ -184,24 +184,32 @@ class World:
             return
         import sealmail
         build = os.environ.get("SEALMAIL_BUILD")
-        missing = sealmail.missing_programs(build, "engine")
+        # SEALMAIL_IMAP_SERVER=imapd: a private sealmail-imapd (IMAPS, LOGIN with
+        # passphrase + a fresh OTP per connection) instead of test-engine-server.
+        mode = os.environ.get("SEALMAIL_IMAP_SERVER", "engine")
+        missing = sealmail.missing_programs(build, mode)
         if missing:
             print("SKIP: not built: " + ", ".join(missing))
             sys.exit(77)
-        self.sm = sealmail.Sealmail(users=["alice"], build=build, mode="engine")
+        self.sm = sealmail.Sealmail(users=["alice"], build=build, mode=mode)
         self.host = self.sm.host
-        self.port = self.sm._engine("alice")
         self.user = "alice"
         self.pw = None
-        self.tls = False
-        self.preauth = True
+        if mode == "engine":
+            self.port = self.sm._engine("alice")
+            self.tls = False
+            self.preauth = True
+        else:
+            self.port = self.sm.imaps_port
+            self.tls = True
+            self.preauth = False
         self.vault = self.sm.prog["vault"]
         self.conf = self.sm.conf
 
     def connect(self):
         w = Wire(self.host, self.port, tls=self.tls)
         if not self.preauth:
-            pw = self.pw
+            pw = self.pw if self.sm is None else self.sm.password(self.user)
             w.ok(b'LOGIN "%s" "%s"' % (self.user.encode(), pw.encode()))
         else:
             assert w.greeting.startswith(b"* PREAUTH"), w.greeting
@@ -214,7 +222,7 @@ class World:
         else:
             m = imaplib.IMAP4(self.host, self.port)
         if not self.preauth:
-            m.login(self.user, self.pw)
+            m.login(self.user, self.pw if self.sm is None else self.sm.password(self.user))
         return m
 
     def deliver(self, data):
@@ -231,6 +239,11 @@ class World:
         if self.sm is None:
             return None
         bad = None
+        if self.sm.proc is not None:
+            self.sm._kill_proc(self.sm.proc)
+            log = self.sm.log_text()
+            if "Sanitizer" in log or "runtime error:" in log:
+                bad = "sealmail-imapd:\n" + log[-6000:]
         for user, (p, _) in list(self.sm.engines.items()):
             self.sm._kill_proc(p)
             path = os.path.join(self.sm.basedir, "engine-%s.log" % user)
