@@ -21,7 +21,7 @@
 /* Option bits: each command lists the ones it accepts. */
 enum {
 	O_PASSFD = 1 << 0, O_SOFT = 1 << 1, O_YK = 1 << 2, O_LABEL = 1 << 3,
-	O_YES = 1 << 4, O_ALL = 1 << 5, O_FORCE = 1 << 6,
+	O_YES = 1 << 4, O_ALL = 1 << 5, O_FORCE = 1 << 6, O_ONCE = 1 << 7,
 };
 #define O_TOKEN (O_SOFT | O_YK | O_LABEL)
 
@@ -31,7 +31,7 @@ struct ctx {
 	const char *soft_token;
 	const char *yk_aes, *yk_uid, *yk_id;
 	const char *label;
-	bool yes, all, force;
+	bool yes, all, force, once;
 	int nargs;
 	char *args[MAX_ARGS];
 	const struct command *cmd;
@@ -403,9 +403,39 @@ out:
 
 struct status_arg {
 	const struct vault_config *cfg;
+	struct vault_txn *t;
 	time_t now;
 	int n;
 };
+
+/* "1-3, 5, 7-9" for the epochs below cur that have no record (retired). */
+static void retired_ranges(const struct vault_epoch_info *ep, size_t n, uint32_t cur,
+    char *out, size_t cap)
+{
+	size_t o = 0, j = 0;
+	uint32_t e = 1;
+
+	out[0] = '\0';
+	while (e < cur && o + 32 < cap) {
+		uint32_t a;
+
+		while (j < n && ep[j].epoch < e)
+			j++;
+		if (j < n && ep[j].epoch == e) {
+			e++;
+			continue;
+		}
+		a = e;
+		while (e + 1 < cur && !(j < n && ep[j].epoch == e + 1))
+			e++;
+		o += (size_t)snprintf(out + o, cap - o, "%s%" PRIu32, o ? ", " : "", a);
+		if (e > a)
+			o += (size_t)snprintf(out + o, cap - o, "-%" PRIu32, e);
+		e++;
+	}
+	if (e < cur && o + 4 < cap)
+		snprintf(out + o, cap - o, "...");
+}
 
 static int status_cb(const struct vault_user_info *u, void *arg)
 {
@@ -443,15 +473,38 @@ static int status_cb(const struct vault_user_info *u, void *arg)
 		cli_fmt_age((int64_t)(a->now - next), t2, sizeof(t2));
 		printf("  next rotation:    %s (due: overdue by %s)\n", t1, t2);
 	}
-	if (u->current_epoch > 1)
-		printf("  older epochs:     %" PRIu32 " (epochs 1..%" PRIu32 ")\n",
-		    u->current_epoch - 1, u->current_epoch - 1);
-	else
-		printf("  older epochs:     none\n");
-	printf("  messages:         %" PRIu64 " (%" PRIu64 " bytes stored, padded ciphertext)\n",
-	    u->messages, u->stored_bytes);
-	printf("  pending re-wrap:  %" PRIu32 " messages under an older epoch (re-wrapped "
-	    "in the user's next session)\n", u->pending_rewrap);
+	{
+		struct vault_epoch_info ep[64];
+		size_t n = 0, nretired;
+		uint64_t waiting = 0;
+		char ranges[512];
+		int r;
+
+		/* Exact: counts the clear epoch numbers of the user's message records. */
+		if ((r = vault_user_epochs(a->t, u->id, true, ep, 64, &n)) < 0) {
+			cli_err("cannot read the epochs of %s: %s", u->name, cli_strerror(r));
+			return r;
+		}
+		printf("  live epochs:      %zu\n", n);
+		for (i = 0; i < n && i < 64; i++) {
+			cli_fmt_time(ep[i].created, t1, sizeof(t1));
+			printf("    epoch %" PRIu32 ": created %s, %" PRIu64 " message(s)%s\n",
+			    ep[i].epoch, t1, ep[i].messages,
+			    ep[i].epoch == u->current_epoch ? " (current)" : "");
+			if (ep[i].epoch < u->current_epoch)
+				waiting += ep[i].messages;
+		}
+		nretired = u->current_epoch - 1 - (n > 0 ? n - 1 : 0);
+		retired_ranges(ep, n < 64 ? n : 64, u->current_epoch, ranges, sizeof(ranges));
+		if (nretired == 0)
+			printf("  retired epochs:   none\n");
+		else
+			printf("  retired epochs:   %zu (%s): secrets destroyed\n", nretired, ranges);
+		printf("  messages:         %" PRIu64 " (%" PRIu64 " bytes stored, padded "
+		    "ciphertext)\n", u->messages, u->stored_bytes);
+		printf("  pending re-wrap:  %" PRIu64 " messages under an older epoch (re-wrapped "
+		    "in the user's next session)\n", waiting);
+	}
 	return 0;
 }
 
@@ -467,17 +520,23 @@ static int cmd_status(struct ctx *c)
 	if (cli_open_store(c->config, &cfg, &v) < 0)
 		goto out;
 	a.cfg = &cfg;
-	a.now = time(NULL);
+	a.now = keymgr_now();
 	a.n = 0;
-	if (c->nargs == 1) {
-		if (get_user(v, c->args[0], &info) < 0)
-			goto out;
-		status_cb(&info, &a);
-		ret = CLI_EXIT_OK;
-		goto out;
-	}
 	if ((r = vault_txn_begin(v, false, &t)) < 0) {
 		cli_err("cannot read the store: %s", cli_strerror(r));
+		goto out;
+	}
+	a.t = t;
+	if (c->nargs == 1) {
+		if ((r = vault_user_get(t, c->args[0], &info)) < 0) {
+			if (r == VAULT_ERR_NOUSER)
+				cli_err("no such user: %s", c->args[0]);
+			else
+				cli_err("cannot read user %s: %s", c->args[0], cli_strerror(r));
+			goto out;
+		}
+		if (status_cb(&info, &a) == 0)
+			ret = CLI_EXIT_OK;
 		goto out;
 	}
 	if ((r = vault_user_foreach(t, status_cb, &a)) < 0) {
@@ -825,7 +884,9 @@ static int rotate_one(struct vault *v, const struct vault_config *cfg, const cha
 	char t1[64];
 	int r;
 
-	r = vault_rotate(v, name, time(NULL), force);
+	time_t now = keymgr_now();
+
+	r = vault_rotate(v, name, now, force);
 	if (r < 0) {
 		if (r == VAULT_ERR_NOUSER)
 			cli_err("no such user: %s", name);
@@ -842,8 +903,73 @@ static int rotate_one(struct vault *v, const struct vault_config *cfg, const cha
 	} else {
 		printf("%s: rotated to epoch %" PRIu32 " (new mail is sealed to it; older data "
 		    "keys are re-wrapped in the user's next session)\n", name, info.current_epoch);
+		(void)keymgr_audit(cfg, now, "key_rotation", name, info.current_epoch, -1);
 	}
 	return 0;
+}
+
+/* ---- retire -------------------------------------------------------------------------- */
+
+static int cmd_retire(struct ctx *c)
+{
+	const char *name = c->args[0];
+	struct vault_config cfg;
+	struct vault *v = NULL;
+	struct vault_user_info info;
+	uint64_t expunged = 0;
+	uint32_t epoch;
+	int r, ret = CLI_EXIT_ERR;
+
+	if (cli_parse_u32(c->args[1], UINT32_MAX, &epoch) < 0 || epoch == 0) {
+		cli_err("EPOCH must be a positive number: %s", c->args[1]);
+		return CLI_EXIT_USAGE;
+	}
+	if (!c->force) {
+		cli_err("retiring an epoch on purpose destroys its secret and EXPUNGES every "
+		    "message still sealed only under it; this cannot be undone: add --force");
+		return CLI_EXIT_USAGE;
+	}
+	if (cli_open_store(c->config, &cfg, &v) < 0 || get_user(v, name, &info) < 0)
+		goto out;
+	if (epoch == info.current_epoch) {
+		cli_err("epoch %" PRIu32 " is %s's current epoch: rotate first (`rotate %s "
+		    "--force`), then retire it", epoch, name, name);
+		goto out;
+	}
+	if (epoch > info.current_epoch) {
+		cli_err("%s has no epoch %" PRIu32 " (current is %" PRIu32 ")", name, epoch,
+		    info.current_epoch);
+		goto out;
+	}
+	fprintf(stderr, "sealmail-keymgr: WARNING: retiring epoch %" PRIu32 " of %s: every "
+	    "message still sealed only under it is expunged, and its secret destroyed\n",
+	    epoch, name);
+	r = vault_epoch_retire(v, name, epoch, &expunged);
+	if (r == -ENOENT) {
+		cli_err("epoch %" PRIu32 " of %s is already retired", epoch, name);
+		goto out;
+	}
+	if (r < 0) {
+		cli_err("cannot retire epoch %" PRIu32 " of %s: %s (%" PRIu64 " message(s) were "
+		    "expunged before the error; run the command again to finish)", epoch, name,
+		    cli_strerror(r), expunged);
+		goto out;
+	}
+	(void)keymgr_audit(&cfg, keymgr_now(), "key_retirement_forced", name, epoch,
+	    (int64_t)expunged);
+	printf("%s: epoch %" PRIu32 " retired: secret destroyed, %" PRIu64 " message(s) "
+	    "expunged (IMAP sessions see them vanish)\n", name, epoch, expunged);
+	ret = CLI_EXIT_OK;
+out:
+	vault_close(&v);
+	return ret;
+}
+
+/* ---- daemon -------------------------------------------------------------------------- */
+
+static int cmd_daemon(struct ctx *c)
+{
+	return keymgr_daemon(c->config, c->once);
 }
 
 static int cmd_rotate(struct ctx *c)
@@ -943,11 +1069,31 @@ static const struct command commands[] = {
 	  "mail are re-wrapped in the user's next session. Needs no user secret.\n\n"
 	  "  --all                  every user.\n"
 	  "  --force                rotate even if not due.\n" },
+	{ NULL, "retire", 2, 2, O_FORCE, cmd_retire,
+	  "retire NAME EPOCH --force",
+	  "Retires EPOCH of NAME on purpose (retention, legal deletion): destroys the epoch\n"
+	  "secret and EXPUNGES every message whose data key is still sealed only under it;\n"
+	  "messages already re-wrapped to a newer epoch are not affected. Old epochs with no\n"
+	  "message left are retired automatically (daemon, sessions); this command is for\n"
+	  "crypto-shredding on purpose. The current epoch cannot be retired: rotate first.\n"
+	  "Needs no user secret. If interrupted, run it again to finish.\n\n"
+	  "  --force                required: the expunge cannot be undone.\n" },
+	{ NULL, "daemon", 0, 0, O_ONCE, cmd_daemon,
+	  "daemon [--once]",
+	  "Runs the rotation scheduler: every rotation_check_interval (default 1h) it gives\n"
+	  "each user whose current epoch is older than rotation_period (default 90 days) a\n"
+	  "new epoch, and retires old epochs no message references any more. Never needs a\n"
+	  "user secret. Started as root it drops to run_user first. Logs to stderr, writes\n"
+	  "key events to audit_log. SIGTERM stops it, SIGHUP runs a pass now.\n"
+	  "Test-only clock: SEALMAIL_CLOCK_FILE=PATH (unix seconds, re-read every pass) or\n"
+	  "SEALMAIL_FAKE_TIME=SECS; never set them in production.\n\n"
+	  "  --once                 one pass, then exit (cron, tests).\n" },
 	{ NULL, "status", 0, 1, 0, cmd_status,
 	  "status [NAME]",
 	  "Shows NAME's (or every user's) keys: tokens, current epoch and its age, the next\n"
-	  "rotation date (epoch creation + rotation_period), older epochs, messages, and\n"
-	  "messages still waiting for re-wrap to the current epoch.\n" },
+	  "rotation date (epoch creation + rotation_period), live epochs with their message\n"
+	  "counts, retired epochs, messages, and messages still waiting for re-wrap to the\n"
+	  "current epoch.\n" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -999,7 +1145,8 @@ static int usage_error(const struct command *cmd)
 	return CLI_EXIT_USAGE;
 }
 
-enum { L_PASSFD = 256, L_SOFT, L_YKAES, L_YKUID, L_YKID, L_LABEL, L_YES, L_ALL, L_FORCE };
+enum { L_PASSFD = 256, L_SOFT, L_YKAES, L_YKUID, L_YKID, L_LABEL, L_YES, L_ALL, L_FORCE,
+	L_ONCE };
 
 static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
@@ -1013,6 +1160,7 @@ static const struct option long_opts[] = {
 	{ "yes", no_argument, NULL, L_YES },
 	{ "all", no_argument, NULL, L_ALL },
 	{ "force", no_argument, NULL, L_FORCE },
+	{ "once", no_argument, NULL, L_ONCE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1044,6 +1192,7 @@ static int parse_cmd_args(int argc, char **argv, const struct command *cmd, stru
 		case L_YES: c->yes = true; need = O_YES; break;
 		case L_ALL: c->all = true; need = O_ALL; break;
 		case L_FORCE: c->force = true; need = O_FORCE; break;
+		case L_ONCE: c->once = true; need = O_ONCE; break;
 		default:
 			cli_getopt_error(argv, optind, optopt);
 			return -1;

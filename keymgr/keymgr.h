@@ -6,9 +6,12 @@
  *
  * Errors: 0 or -errno / VAULT_ERR_* like the rest of sealmail. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "crypto.h"
+#include "vault.h"
 
 /* Runs one command. Returns the process exit code: 0 ok, 1 runtime error (a message
  * on stderr names what was wrong), 2 usage error. Never prints a secret except the
@@ -56,3 +59,33 @@ int keymgr_softtoken_load(const char *path, struct keymgr_softtoken *out, char *
 int keymgr_softtoken_next_otp(const char *path, char otp_out[CRYPTO_OTP_CHARS + 1],
     char *err, size_t errlen);
 void keymgr_softtoken_clear(struct keymgr_softtoken *t);	/* frees the secrets */
+
+/* ---- Rotation daemon and key lifecycle (daemon.c) ---------------------------------- */
+/* The clock of the daemon and of `status`/`retire`: time(NULL), unless a test
+ * injects one. TEST ONLY, never set in production:
+ *   SEALMAIL_CLOCK_FILE=PATH  a file holding unix seconds, re-read at every call (a
+ *                             running daemon follows the test's clock);
+ *   SEALMAIL_FAKE_TIME=SECS   a fixed time.
+ * A file that cannot be read falls back to the real clock with a warning. */
+time_t keymgr_now(void);
+
+/* Appends one JSON line {"time":RFC3339,"event":...,"user":...,"epoch":N[,
+ * "messages":N]} to cfg->audit_log (a file, opened O_APPEND, one write, fsync'd; or
+ * "syslog"); nothing when audit_log is empty. messages < 0: omitted. The full audit
+ * log (every IMAP command) is imapd's; this is keymgr's share of it. */
+int keymgr_audit(const struct vault_config *cfg, time_t now, const char *event,
+    const char *user, uint32_t epoch, int64_t messages);
+
+struct keymgr_pass_stats {
+	unsigned users, rotated, retired, failed;
+};
+/* One scheduler pass at time now: every user whose current epoch is older than
+ * cfg->rotation_period gets the next epoch (vault_rotate: one durable txn each), and
+ * old epochs that no message references any more are retired. Logs and audits each
+ * action. 0, -EINTR if SIGTERM/SIGINT stopped it between users, or -errno. */
+int keymgr_rotation_pass(struct vault *v, const struct vault_config *cfg, time_t now,
+    struct keymgr_pass_stats *st);
+/* `sealmail-keymgr daemon`: drops root to run_user, hardens the process, then runs a
+ * pass every rotation_check_interval seconds until SIGTERM/SIGINT (SIGHUP: a pass
+ * now). once: a single pass, then exit (cron, tests). Returns an exit code. */
+int keymgr_daemon(const char *config_path, bool once);

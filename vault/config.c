@@ -48,6 +48,8 @@ static const struct ckey keys[] = {
 	  "passphrase-only logins accepted this long after a full login; 0 = never" },
 	{ "rotation_period", CT_DURATION, S(rotation_period), 3600, UINT32_MAX,
 	  "key epoch rotation period (keymgr daemon)" },
+	{ "rotation_check_interval", CT_DURATION, S(rotation_check_interval), 1, 86400,
+	  "how often the keymgr daemon looks for users whose epoch is due" },
 	{ "argon2_memory", CT_U32, S(argon2_memory), CRYPTO_PWHASH_MIN_MEM_KIB, 4u * 1024 * 1024,
 	  "Argon2id memory for new users, KiB (OWASP minimum 19456)" },
 	{ "argon2_passes", CT_U32, S(argon2_passes), CRYPTO_PWHASH_MIN_PASSES, 64,
@@ -83,6 +85,7 @@ void vault_config_defaults(struct vault_config *c)
 	snprintf(c->lmtp_listen, sizeof(c->lmtp_listen), "127.0.0.1:1024");
 	c->unlock_window = 8 * 3600;
 	c->rotation_period = 90 * 86400;
+	c->rotation_check_interval = 3600;
 	c->argon2_memory = 65536;
 	c->argon2_passes = 3;
 	c->map_size = UINT64_C(64) << 20;

@@ -11,6 +11,7 @@
  * lists the mailbox in a write transaction reports \Recent and clears the bit; a
  * listing in a read transaction reports the bit without claiming it. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,22 @@ int dk_wrap(uint32_t u, uint32_t m, uint32_t n, uint32_t e, const uint8_t *pk,
 		return rc;
 	r->dkwrap_len = dk->len + CRYPTO_PKWRAP_OVERHEAD;
 	return 0;
+}
+
+/* Opens epochs created by a rotation since k was unlocked, so that k->current_epoch
+ * is the store's. k is the caller's heap object; refreshing it is the documented
+ * vault_keys_refresh, done on demand (only appends to k->epochs: pointers from
+ * keys_epoch() stay valid). */
+static int keys_sync_current(struct vault_txn *t, const struct vault_keys *k)
+{
+	struct user_rec ur;
+	int e;
+
+	if ((e = user_rec_get(t, k->user_id, &ur)) < 0)
+		return e;
+	if (ur.current_epoch == k->current_epoch)
+		return 0;
+	return keys_refresh_txn(t, (struct vault_keys *)(uintptr_t)k);
 }
 
 /* Scratch secure memory for one API call, from the vault's pools (never one
@@ -586,6 +603,10 @@ int vault_msg_list(struct vault_txn *t, const struct vault_keys *k, uint32_t mbo
 
 	if ((e = mbox_rec_get(t, u, mbox, &mr)) < 0)
 		return e;
+	/* Adoption re-wraps to k's current epoch: make sure it is the store's (keymgr may
+	 * have rotated since the keys were opened; never re-wrap down to an older one). */
+	if (t->write && (e = keys_sync_current(t, k)) < 0)
+		return e;
 	if ((e = scratch_init(&s, t->v)) < 0)
 		return e;
 	memset(&meta, 0, sizeof(meta));
@@ -914,10 +935,14 @@ int vault_msg_set_cache(struct vault_txn *t, const struct vault_keys *k, uint32_
 static int store_body_new(struct vault_txn *t, const struct vault_keys *k, uint32_t m,
     uint32_t n, uint64_t modseq, const struct vault_msg_meta *meta, struct body_writer *bw)
 {
-	const struct vault_epoch_key *cur = keys_epoch(k, k->current_epoch);
+	const struct vault_epoch_key *cur;
 	int e;
 
-	if (cur == NULL)
+	/* New mail goes to the store's current epoch, never to one the session still
+	 * believes current (it may have been retired since). */
+	if ((e = keys_sync_current(t, k)) < 0)
+		return e;
+	if ((cur = keys_epoch(k, k->current_epoch)) == NULL)
 		return VAULT_ERR_CORRUPT;
 	if ((e = bw_finish(bw)) < 0)
 		return e;
@@ -1240,4 +1265,253 @@ int msgs_delete_mailbox(struct vault_txn *t, uint32_t u, uint32_t m, uint32_t cu
 	cr.stored_bytes = cr.stored_bytes > bytes ? cr.stored_bytes - bytes : 0;
 	cr.pending_rewrap = cr.pending_rewrap > older ? cr.pending_rewrap - older : 0;
 	return counters_put(t, u, &cr);
+}
+
+/* ---- background re-wrap (rotation) ---------------------------------------------------
+ * After keymgr rotates, every data key wrapped under an older epoch is re-wrapped to
+ * the current one by the user's session, a bounded batch per call, so that the older
+ * epochs can be retired (their secrets destroyed). Only the DK wrap in the message
+ * record changes; modseq, flags and bodies stay, so clients see nothing. */
+#define REWRAP_SCAN_FACTOR 16	/* records looked at per re-wrap allowed in one call */
+
+/* Recomputes the sealed exact-size sum of mailbox m from its messages' metas (after a
+ * keyless forced retirement removed adopted messages), then drops m from the list. */
+static int sizefix_step(struct vault_txn *t, const struct vault_keys *k, uint32_t m)
+{
+	struct vault_mailbox mb;
+	struct scratch s;
+	MDB_cursor *c = NULL;
+	MDB_val kk, d;
+	uint8_t start[12];
+	uint64_t exact = 0;
+	int rc, e;
+
+	e = vault_mailbox_get(t, k, m, &mb);
+	if (e == VAULT_ERR_NOMBOX)
+		return sizefix_remove(t, k->user_id, m);
+	if (e < 0)
+		return e;
+	if ((e = scratch_init(&s, t->v)) < 0)
+		return e;
+	if ((rc = mdb_cursor_open(t->txn, t->v->dbi[VDB_MSG], &c)) != 0) {
+		e = store_err(t, rc);
+		goto out;
+	}
+	kk.mv_size = key_msg(start, k->user_id, m, 0);
+	kk.mv_data = start;
+	for (rc = mdb_cursor_get(c, &kk, &d, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &kk, &d, MDB_NEXT)) {
+		struct vault_msg_meta meta;
+		struct msg_rec r;
+		uint32_t n;
+
+		if (kk.mv_size != 12 || memcmp(kk.mv_data, start, 8) != 0)
+			break;
+		n = be32_get((const uint8_t *)kk.mv_data + 8);
+		if ((e = msg_rec_parse((const uint8_t *)d.mv_data + 1, d.mv_size - VAULT_REC_OVERHEAD,
+		    &r)) < 0 || (e = dk_unwrap_t(t, k, m, n, &r, &s)) < 0 ||
+		    (e = meta_open(k->user_id, m, n, &r, &s, &meta)) < 0)
+			goto out;
+		exact += meta.size;
+		vault_msg_meta_clear(&meta);
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		e = store_err(t, rc);
+		goto out;
+	}
+	mdb_cursor_close(c);
+	c = NULL;
+	/* mb.size = sealed sum + sizes of still pk-wrapped messages; exact counts both. */
+	if (exact != mb.size &&
+	    (e = mbox_adjust_size(t, k, m, (int64_t)exact - (int64_t)mb.size)) < 0)
+		goto out;
+	e = sizefix_remove(t, k->user_id, m);
+out:
+	if (c != NULL)
+		mdb_cursor_close(c);
+	scratch_free(&s);
+	return e;
+}
+
+int vault_rewrap_batch(struct vault_txn *t, const struct vault_keys *kc, unsigned max,
+    unsigned *done_out)
+{
+	/* The keys object is the caller's heap object: the re-wrap position lives in
+	 * k->rw (a pointer member), and a rotation since unlock is opened on demand
+	 * (the documented vault_keys_refresh). */
+	struct vault_keys *k = (struct vault_keys *)(uintptr_t)kc;
+	struct keys_rewrap *rw = k->rw;
+	const struct vault_epoch_key *cur;
+	struct scratch s;
+	MDB_cursor *c = NULL;
+	MDB_val kk, d;
+	uint8_t pre[4], key[12];
+	unsigned done = 0, seen = 0, limit;
+	uint32_t pending_dec = 0, u = k->user_id, fixm;
+	bool has_old, end = false;
+	int rc, e;
+
+	if (done_out != NULL)
+		*done_out = 0;
+	if (!t->write || rw == NULL)
+		return -EINVAL;
+	if (max == 0)
+		max = 1;
+	limit = max > UINT_MAX / REWRAP_SCAN_FACTOR ? UINT_MAX : max * REWRAP_SCAN_FACTOR;
+	if ((e = keys_sync_current(t, k)) < 0)
+		return e;
+	if ((cur = keys_epoch(k, k->current_epoch)) == NULL)
+		return VAULT_ERR_CORRUPT;
+	/* Stale exact-size sums (a forced retirement) first: one mailbox per call. */
+	e = sizefix_first(t, u, &fixm);
+	if (e == 0) {
+		if ((e = sizefix_step(t, k, fixm)) < 0)
+			return e;
+		return 1;
+	}
+	if (e != -ENOENT)
+		return e;
+	if ((e = epochs_have_old(t, u, cur->epoch, &has_old)) < 0)
+		return e;
+	if (!has_old || rw->settled_epoch == cur->epoch) {
+		rw->active = false;
+		return 0;
+	}
+	if (!rw->active || rw->pass_epoch != cur->epoch) {
+		rw->active = true;
+		rw->pass_epoch = cur->epoch;
+		rw->pass_clean = true;
+		key_msg(rw->next, u, 0, 0);
+	}
+	if ((e = scratch_init(&s, t->v)) < 0)
+		return e;
+	be32_put(pre, u);
+	if ((rc = mdb_cursor_open(t->txn, t->v->dbi[VDB_MSG], &c)) != 0) {
+		e = store_err(t, rc);
+		goto out;
+	}
+	kk.mv_size = sizeof(rw->next);
+	kk.mv_data = rw->next;
+	for (rc = mdb_cursor_get(c, &kk, &d, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &kk, &d, MDB_NEXT)) {
+		struct msg_rec r;
+		uint32_t m, n, old;
+
+		if (kk.mv_size != 12 || memcmp(kk.mv_data, pre, 4) != 0)
+			break;
+		memcpy(key, kk.mv_data, 12);
+		if (done == max || seen == limit) {
+			memcpy(rw->next, key, sizeof(rw->next));	/* not looked at yet */
+			break;
+		}
+		seen++;
+		m = be32_get(key + 4);
+		n = be32_get(key + 8);
+		if (vault_record_check(vault_db_names[VDB_MSG], key, 12, d.mv_data,
+		    d.mv_size) < 0 || msg_rec_parse((const uint8_t *)d.mv_data + 1,
+		    d.mv_size - VAULT_REC_OVERHEAD, &r) < 0) {
+			rw->pass_clean = false;		/* verify reports it; keep going */
+			continue;
+		}
+		if (r.epoch == cur->epoch)
+			continue;
+		e = dk_unwrap_t(t, k, m, n, &r, &s);
+		if (e == VAULT_ERR_TAMPER) {
+			/* Tampered, or its epoch is gone: nothing to re-wrap, and its epoch
+			 * must not be retired on this pass's word. */
+			rw->pass_clean = false;
+			continue;
+		}
+		if (e < 0)
+			goto out;
+		old = r.epoch;
+		e = dk_wrap(u, m, n, cur->epoch, r.wrap == WRAP_SYM ? NULL : cur->pk,
+		    r.wrap == WRAP_SYM ? cur->w : NULL, &s.dk, &r);
+		crypto_wipe(s.dk.p, s.dk.len);
+		if (e < 0 || (e = rec_rewrite(c, t, key, &r)) < 0)
+			goto out;
+		if (old < cur->epoch)
+			pending_dec++;
+		done++;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		e = store_err(t, rc);
+		goto out;
+	}
+	end = rc == MDB_NOTFOUND || kk.mv_size != 12 || memcmp(kk.mv_data, pre, 4) != 0;
+	mdb_cursor_close(c);
+	c = NULL;
+	if (pending_dec > 0) {
+		struct counters_rec cr;
+
+		if ((e = counters_get(t, u, &cr)) < 0)
+			goto out;
+		cr.pending_rewrap = cr.pending_rewrap > pending_dec ?
+		    cr.pending_rewrap - pending_dec : 0;
+		if ((e = counters_put(t, u, &cr)) < 0)
+			goto out;
+	}
+	e = 1;
+	if (end) {
+		size_t nret = 0;
+
+		rw->active = false;
+		/* The retirement re-counts references in this txn: exact whatever the pass
+		 * saw. It also resets the pending counter from the count. */
+		if ((e = epochs_retire_unused_txn(t, u, NULL, 0, &nret)) < 0)
+			goto out;
+		if ((e = epochs_have_old(t, u, cur->epoch, &has_old)) < 0)
+			goto out;
+		if (has_old && !rw->pass_clean)
+			rw->settled_epoch = cur->epoch;
+		e = has_old && rw->pass_clean ? 1 : 0;
+	}
+out:
+	if (c != NULL)
+		mdb_cursor_close(c);
+	scratch_free(&s);
+	if (e >= 0 && done_out != NULL)
+		*done_out = done;
+	return e;
+}
+
+int vault_rewrap_tick(struct vault *v, struct vault_keys *k, unsigned max, unsigned *done_out)
+{
+	struct vault_txn *t = NULL;
+	struct user_rec ur;
+	uint32_t fixm;
+	bool has_old = false, fix;
+	int e, tries;
+
+	if (done_out != NULL)
+		*done_out = 0;
+	/* Cheap check in a read txn (every tick): old epochs left, or sizes to fix? */
+	if ((e = vault_txn_begin(v, false, &t)) < 0)
+		return e;
+	if ((e = user_rec_get(t, k->user_id, &ur)) == 0 &&
+	    (e = epochs_have_old(t, k->user_id, ur.current_epoch, &has_old)) == 0)
+		e = keys_drop_retired(t, k);
+	fix = e == 0 && sizefix_first(t, k->user_id, &fixm) == 0;
+	vault_txn_abort(&t);
+	if (e < 0)
+		return e;
+	if (!fix && (!has_old || k->rw->settled_epoch == ur.current_epoch))
+		return 0;
+	for (tries = 0; tries < 40; tries++) {
+		if ((e = vault_txn_begin(v, true, &t)) < 0)
+			return e;
+		if ((e = vault_rewrap_batch(t, k, max, done_out)) < 0) {
+			vault_txn_abort(&t);
+		} else {
+			int c = vault_txn_commit(&t);
+
+			if (c < 0)
+				e = c;
+		}
+		if (e != -EAGAIN)
+			break;
+	}
+	if (e < 0 && k->rw != NULL)
+		k->rw->active = false;	/* the txn is gone: restart the pass */
+	return e;
 }

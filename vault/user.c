@@ -2,6 +2,7 @@
  * change, epochs and rotation. The design is docs/KEYS.md; the comments here say
  * where the code makes a choice KEYS.md leaves open. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -956,6 +957,7 @@ void vault_keys_free(struct vault_keys **kp)
 		secret_free(&k->epochs[i].sk);
 		secret_free(&k->epochs[i].w);
 	}
+	free(k->rw);
 	crypto_wipe(k, sizeof(*k));
 	free(k);
 	*kp = NULL;
@@ -1049,6 +1051,10 @@ static int keys_from_umk(struct vault_txn *t, uint32_t u, struct secret **umk,
 	k->user_id = u;
 	k->umk = *umk;
 	*umk = NULL;
+	if ((k->rw = calloc(1, sizeof(*k->rw))) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
 	if ((r = user_rec_get(t, u, &ur)) < 0)
 		goto out;
 	snprintf(k->name, sizeof(k->name), "%s", ur.name);
@@ -1165,7 +1171,8 @@ int vault_keys_refresh(struct vault *v, struct vault_keys *k)
 
 	if ((r = vault_txn_begin(v, false, &t)) < 0)
 		return r;
-	r = keys_load_epochs(t, k);
+	if ((r = keys_load_epochs(t, k)) == 0)
+		r = keys_drop_retired(t, k);
 	vault_txn_abort(&t);
 	return r;
 }
@@ -1509,4 +1516,517 @@ int vault_rotate(struct vault *v, const char *user, time_t now, bool force)
 	if (r == 0)
 		log_info("vault: user %s: epoch %u is current", user, c.new_epoch);
 	return r;
+}
+
+/* ---- epoch lifecycle: listing and retirement ------------------------------------------
+ * Retiring an epoch destroys its record, the only copy of its secret (sealed to the
+ * identity key): whatever is wrapped only under it can never be opened again. The
+ * record is first overwritten with zeros in place, then deleted, in one durable txn.
+ * LMDB is copy-on-write: pages that held earlier copies of the record are freed, not
+ * scrubbed, and keep the old bytes until they are reused (SECURITY.md says what that
+ * means and why backups are compacted copies). */
+static int shred_record(struct vault_txn *t, enum vdb db, const uint8_t *key, size_t klen)
+{
+	MDB_val k = { klen, (void *)key }, d;
+	int rc;
+
+	if (t->sticky != 0)
+		return t->sticky;
+	if ((rc = mdb_get(t->txn, t->v->dbi[db], &k, &d)) != 0)
+		return store_err(t, rc);
+	d.mv_data = NULL;
+	if ((rc = mdb_put(t->txn, t->v->dbi[db], &k, &d, MDB_RESERVE)) != 0)
+		return store_err(t, rc);
+	memset(d.mv_data, 0, d.mv_size);
+	if ((rc = mdb_del(t->txn, t->v->dbi[db], &k, NULL)) != 0)
+		return store_err(t, rc);
+	return 0;
+}
+
+/* Every live epoch record of u, ascending, into a malloc'd array. */
+static int epochs_load(struct vault_txn *t, uint32_t u, struct vault_epoch_info **out,
+    size_t *n_out)
+{
+	MDB_cursor *c = NULL;
+	uint8_t pre[8];
+	MDB_val kk, d;
+	size_t plen = key_user(pre, u, 'E'), n = 0, cap = 0;
+	struct vault_epoch_info *a = NULL;
+	int rc, r = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	if ((rc = mdb_cursor_open(t->txn, t->v->dbi[VDB_USERS], &c)) != 0)
+		return store_err(t, rc);
+	kk.mv_size = plen;
+	kk.mv_data = pre;
+	for (rc = mdb_cursor_get(c, &kk, &d, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &kk, &d, MDB_NEXT)) {
+		struct epoch_rec er;
+
+		if (kk.mv_size != plen + 4 || memcmp(kk.mv_data, pre, plen) != 0)
+			break;
+		if ((r = vault_record_check(vault_db_names[VDB_USERS], kk.mv_data, kk.mv_size,
+		    d.mv_data, d.mv_size)) < 0 ||
+		    (r = epoch_parse((const uint8_t *)d.mv_data + 1, d.mv_size - VAULT_REC_OVERHEAD,
+		    be32_get((const uint8_t *)kk.mv_data + plen), &er)) < 0)
+			break;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			struct vault_epoch_info *na = realloc(a, nc * sizeof(*a));
+
+			if (na == NULL) {
+				r = -ENOMEM;
+				break;
+			}
+			a = na;
+			cap = nc;
+		}
+		memset(&a[n], 0, sizeof(a[n]));
+		a[n].epoch = er.epoch;
+		a[n].created = (time_t)er.created;
+		n++;
+	}
+	mdb_cursor_close(c);
+	if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		r = store_err(t, rc);
+	if (r < 0) {
+		free(a);
+		return r;
+	}
+	*out = a;
+	*n_out = n;
+	return 0;
+}
+
+/* Counts u's messages per live epoch (clear epoch numbers: no key). *orphans_out:
+ * messages under an epoch that has no record. */
+static int epochs_count_msgs(struct vault_txn *t, uint32_t u, struct vault_epoch_info *ep,
+    size_t n, uint64_t *orphans_out)
+{
+	MDB_cursor *c = NULL;
+	MDB_val kk, d;
+	uint8_t pre[4];
+	uint64_t orphans = 0;
+	int rc, r = 0;
+
+	for (size_t i = 0; i < n; i++)
+		ep[i].messages = 0;
+	be32_put(pre, u);
+	if ((rc = mdb_cursor_open(t->txn, t->v->dbi[VDB_MSG], &c)) != 0)
+		return store_err(t, rc);
+	kk.mv_size = sizeof(pre);
+	kk.mv_data = pre;
+	for (rc = mdb_cursor_get(c, &kk, &d, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &kk, &d, MDB_NEXT)) {
+		struct msg_rec mr;
+		size_t i;
+
+		if (kk.mv_size != 12 || memcmp(kk.mv_data, pre, 4) != 0)
+			break;
+		/* A record that does not parse may name any epoch: stop rather than guess
+		 * (retiring on a wrong count would shred a key still in use). */
+		if (d.mv_size < VAULT_REC_OVERHEAD || msg_rec_parse((const uint8_t *)d.mv_data + 1,
+		    d.mv_size - VAULT_REC_OVERHEAD, &mr) < 0) {
+			r = VAULT_ERR_CORRUPT;
+			break;
+		}
+		for (i = 0; i < n && ep[i].epoch != mr.epoch; i++)
+			;
+		if (i < n)
+			ep[i].messages++;
+		else
+			orphans++;
+	}
+	mdb_cursor_close(c);
+	if (r == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		r = store_err(t, rc);
+	if (orphans_out != NULL)
+		*orphans_out = orphans;
+	return r;
+}
+
+int vault_user_epochs(struct vault_txn *t, uint32_t user_id, bool count_messages,
+    struct vault_epoch_info *out, size_t max, size_t *n_out)
+{
+	struct vault_epoch_info *a = NULL;
+	struct user_rec ur;
+	size_t n = 0;
+	int r;
+
+	*n_out = 0;
+	if ((r = user_rec_get(t, user_id, &ur)) < 0)
+		return r;
+	if ((r = epochs_load(t, user_id, &a, &n)) < 0)
+		return r;
+	if (count_messages && (r = epochs_count_msgs(t, user_id, a, n, NULL)) < 0)
+		goto out;
+	for (size_t i = 0; i < n && i < max; i++)
+		out[i] = a[i];
+	*n_out = n;
+out:
+	free(a);
+	return r;
+}
+
+int epochs_have_old(struct vault_txn *t, uint32_t u, uint32_t cur, bool *has_old)
+{
+	MDB_cursor *c = NULL;
+	uint8_t pre[8];
+	MDB_val kk, d;
+	size_t plen = key_user(pre, u, 'E');
+	int rc;
+
+	*has_old = false;
+	if ((rc = mdb_cursor_open(t->txn, t->v->dbi[VDB_USERS], &c)) != 0)
+		return store_err(t, rc);
+	kk.mv_size = plen;
+	kk.mv_data = pre;
+	/* Epoch keys sort numerically (big-endian): the first one is the oldest. */
+	rc = mdb_cursor_get(c, &kk, &d, MDB_SET_RANGE);
+	if (rc == 0 && kk.mv_size == plen + 4 && memcmp(kk.mv_data, pre, plen) == 0)
+		*has_old = be32_get((const uint8_t *)kk.mv_data + plen) < cur;
+	mdb_cursor_close(c);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_err(t, rc);
+}
+
+int epochs_retire_unused_txn(struct vault_txn *t, uint32_t u, uint32_t *retired, size_t max,
+    size_t *n_out)
+{
+	struct vault_epoch_info *a = NULL;
+	struct user_rec ur;
+	struct counters_rec cr;
+	uint64_t orphans = 0, older = 0;
+	size_t n = 0, nret = 0;
+	int r;
+
+	*n_out = 0;
+	if (!t->write)
+		return -EINVAL;
+	if ((r = user_rec_get(t, u, &ur)) < 0 || (r = counters_get(t, u, &cr)) < 0)
+		return r;
+	if ((r = epochs_load(t, u, &a, &n)) < 0)
+		return r;
+	if ((r = epochs_count_msgs(t, u, a, n, &orphans)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t k[12];
+
+		if (a[i].epoch >= ur.current_epoch)
+			continue;
+		if (a[i].messages > 0) {
+			older += a[i].messages;
+			continue;
+		}
+		if ((r = shred_record(t, VDB_USERS, k, key_epoch(k, u, a[i].epoch))) < 0)
+			goto out;
+		if (retired != NULL && nret < max)
+			retired[nret] = a[i].epoch;
+		nret++;
+	}
+	/* Orphans (only mid-way through a forced retirement) cannot be re-wrapped. */
+	older += orphans;
+	if (cr.pending_rewrap != (older > UINT32_MAX ? UINT32_MAX : (uint32_t)older)) {
+		cr.pending_rewrap = older > UINT32_MAX ? UINT32_MAX : (uint32_t)older;
+		if ((r = counters_put(t, u, &cr)) < 0)
+			goto out;
+	}
+	*n_out = nret;
+out:
+	free(a);
+	return r;
+}
+
+struct retire_ctx {
+	const char *name;
+	uint32_t *retired;
+	size_t max, n;
+};
+
+static int retire_unused_fn(struct vault_txn *t, void *arg)
+{
+	struct retire_ctx *c = arg;
+	uint32_t u;
+	int r;
+
+	c->n = 0;
+	if ((r = user_lookup(t, c->name, &u)) < 0)
+		return r;
+	return epochs_retire_unused_txn(t, u, c->retired, c->max, &c->n);
+}
+
+int vault_epochs_retire_unused(struct vault *v, const char *user, uint32_t *retired,
+    size_t max, size_t *n_out)
+{
+	uint32_t local[16];
+	struct retire_ctx c = { user, retired ? retired : local, retired ? max : 16, 0 };
+	int r;
+
+	*n_out = 0;
+	if ((r = store_write(v, retire_unused_fn, &c)) < 0)
+		return r;
+	for (size_t i = 0; i < c.n && i < c.max; i++)
+		log_info("vault: user %s: epoch %u retired (no message left under it; secret "
+		    "destroyed)", user, c.retired[i]);
+	*n_out = c.n;
+	return 0;
+}
+
+/* ---- size-fix list (u 'Z') --------------------------------------------------------- */
+#define SIZEFIX_MAX 1024
+
+static int sizefix_load(struct vault_txn *t, uint32_t u, uint32_t *ids, size_t *n_out)
+{
+	const uint8_t *p;
+	size_t n;
+	uint8_t k[8];
+	int r;
+
+	*n_out = 0;
+	if ((r = store_get(t, VDB_USERS, k, key_user(k, u, 'Z'), true, &p, &n)) < 0)
+		return r;
+	if (n % 4 != 0 || n / 4 > SIZEFIX_MAX)
+		return VAULT_ERR_CORRUPT;
+	for (size_t i = 0; i < n / 4; i++)
+		ids[i] = be32_get(p + 4 * i);
+	*n_out = n / 4;
+	return 0;
+}
+
+static int sizefix_store(struct vault_txn *t, uint32_t u, const uint32_t *ids, size_t n)
+{
+	uint8_t buf[4 * SIZEFIX_MAX], k[8];
+
+	key_user(k, u, 'Z');
+	if (n == 0) {
+		int r = store_del(t, VDB_USERS, k, 5);
+
+		return r == -ENOENT ? 0 : r;
+	}
+	for (size_t i = 0; i < n; i++)
+		be32_put(buf + 4 * i, ids[i]);
+	return store_put(t, VDB_USERS, k, 5, buf, 4 * n);
+}
+
+int sizefix_add(struct vault_txn *t, uint32_t u, uint32_t m)
+{
+	uint32_t ids[SIZEFIX_MAX];
+	size_t n = 0;
+	int r;
+
+	r = sizefix_load(t, u, ids, &n);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == m)
+			return 0;
+	if (n == SIZEFIX_MAX)
+		return -E2BIG;
+	ids[n++] = m;
+	return sizefix_store(t, u, ids, n);
+}
+
+int sizefix_first(struct vault_txn *t, uint32_t u, uint32_t *m_out)
+{
+	uint32_t ids[SIZEFIX_MAX];
+	size_t n = 0;
+	int r;
+
+	if ((r = sizefix_load(t, u, ids, &n)) < 0)
+		return r;
+	if (n == 0)
+		return -ENOENT;
+	*m_out = ids[0];
+	return 0;
+}
+
+int sizefix_remove(struct vault_txn *t, uint32_t u, uint32_t m)
+{
+	uint32_t ids[SIZEFIX_MAX];
+	size_t n = 0, j = 0;
+	int r;
+
+	if ((r = sizefix_load(t, u, ids, &n)) < 0)
+		return r == -ENOENT ? 0 : r;
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] != m)
+			ids[j++] = ids[i];
+	return sizefix_store(t, u, ids, j);
+}
+
+/* ---- forced retirement ------------------------------------------------------------- */
+#define RETIRE_BATCH_MSGS 256
+#define RETIRE_BATCH_CHUNKS 4096
+
+struct force_ctx {
+	const char *name;
+	uint32_t epoch;
+	uint32_t u;
+	uint64_t expunged;		/* in this txn */
+	bool shredded;			/* the record was destroyed in this txn */
+};
+
+struct victim { uint32_t m, n; };
+
+/* One bounded step: expunges up to a batch of u's messages under c->epoch; when none
+ * is left (checked in this txn), destroys the epoch record in the same txn. */
+static int force_retire_fn(struct vault_txn *t, void *arg)
+{
+	struct force_ctx *c = arg;
+	struct victim vic[RETIRE_BATCH_MSGS];
+	struct user_rec ur;
+	struct counters_rec cr;
+	const uint8_t *ep;
+	size_t epn;
+	MDB_cursor *cur = NULL;
+	MDB_val kk, d;
+	uint8_t pre[4], k[12];
+	uint64_t chunks = 0;
+	size_t nv = 0;
+	bool more = false;
+	int rc, r;
+
+	c->expunged = 0;
+	c->shredded = false;
+	if ((r = user_lookup(t, c->name, &c->u)) < 0 || (r = user_rec_get(t, c->u, &ur)) < 0)
+		return r;
+	if (c->epoch == ur.current_epoch)
+		return -EBUSY;
+	if (c->epoch == 0 || c->epoch > ur.current_epoch)
+		return -ENOENT;
+	if ((r = store_get(t, VDB_USERS, k, key_epoch(k, c->u, c->epoch), true, &ep, &epn)) < 0)
+		return r;	/* -ENOENT: retired already */
+	be32_put(pre, c->u);
+	if ((rc = mdb_cursor_open(t->txn, t->v->dbi[VDB_MSG], &cur)) != 0)
+		return store_err(t, rc);
+	kk.mv_size = sizeof(pre);
+	kk.mv_data = pre;
+	for (rc = mdb_cursor_get(cur, &kk, &d, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(cur, &kk, &d, MDB_NEXT)) {
+		struct msg_rec mr;
+
+		if (kk.mv_size != 12 || memcmp(kk.mv_data, pre, 4) != 0)
+			break;
+		if (d.mv_size < VAULT_REC_OVERHEAD || msg_rec_parse((const uint8_t *)d.mv_data + 1,
+		    d.mv_size - VAULT_REC_OVERHEAD, &mr) < 0) {
+			mdb_cursor_close(cur);
+			return VAULT_ERR_CORRUPT;
+		}
+		if (mr.epoch != c->epoch)
+			continue;
+		if (nv == RETIRE_BATCH_MSGS || chunks + mr.nchunks > RETIRE_BATCH_CHUNKS) {
+			more = true;
+			break;
+		}
+		vic[nv].m = be32_get((const uint8_t *)kk.mv_data + 4);
+		vic[nv].n = be32_get((const uint8_t *)kk.mv_data + 8);
+		chunks += mr.nchunks;
+		nv++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND && !more)
+		return store_err(t, rc);
+	if ((r = counters_get(t, c->u, &cr)) < 0)
+		return r;
+	for (size_t i = 0; i < nv; i++) {
+		struct msg_rec mr;
+		struct mbox_rec mb;
+		uint8_t mod[8];
+
+		if ((r = msg_rec_get(t, c->u, vic[i].m, vic[i].n, &mr)) < 0 ||
+		    (r = mbox_rec_get(t, c->u, vic[i].m, &mb)) < 0)
+			return r;
+		/* An adopted message's exact size is in the sealed mailbox sum, which only
+		 * the session can correct: list the mailbox for it. */
+		if (mr.wrap == WRAP_SYM && (r = sizefix_add(t, c->u, vic[i].m)) < 0)
+			return r;
+		key_msg(k, c->u, vic[i].m, vic[i].n);
+		if ((r = store_del(t, VDB_MSG, k, 12)) < 0 ||
+		    (r = store_del_prefix(t, VDB_CHUNK, k, 12, 0)) < 0)
+			return r;
+		r = store_del(t, VDB_CACHE, k, 12);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		mb.messages = mb.messages > 0 ? mb.messages - 1 : 0;
+		mb.padded_bytes = mb.padded_bytes > mr.padded_size ?
+		    mb.padded_bytes - mr.padded_size : 0;
+		be64_put(mod, ++mb.highestmodseq);
+		if ((r = mbox_rec_put(t, c->u, vic[i].m, &mb)) < 0 ||
+		    (r = store_put(t, VDB_VANISHED, k, 12, mod, 8)) < 0)
+			return r;
+		cr.messages = cr.messages > 0 ? cr.messages - 1 : 0;
+		cr.stored_bytes = cr.stored_bytes > mr.padded_size ?
+		    cr.stored_bytes - mr.padded_size : 0;
+		if (cr.pending_rewrap > 0)
+			cr.pending_rewrap--;
+	}
+	if (nv > 0) {
+		cr.change_seq++;	/* sessions pick up the expunges */
+		if ((r = counters_put(t, c->u, &cr)) < 0)
+			return r;
+	}
+	c->expunged = nv;
+	if (more)
+		return 0;
+	if ((r = shred_record(t, VDB_USERS, k, key_epoch(k, c->u, c->epoch))) < 0)
+		return r;
+	c->shredded = true;
+	return 0;
+}
+
+int vault_epoch_retire(struct vault *v, const char *user, uint32_t epoch,
+    uint64_t *expunged_out)
+{
+	struct force_ctx c;
+	uint64_t total = 0;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	c.name = user;
+	c.epoch = epoch;
+	*expunged_out = 0;
+	do {
+		if ((r = store_write(v, force_retire_fn, &c)) < 0)
+			break;
+		total += c.expunged;
+		*expunged_out = total;
+	} while (!c.shredded);
+	if (total > 0)
+		log_info("vault: user %s: %" PRIu64 " message(s) under epoch %u expunged for its "
+		    "retirement", user, total, epoch);
+	if (r == 0)
+		log_info("vault: user %s: epoch %u retired on request (secret destroyed)", user,
+		    epoch);
+	return r;
+}
+
+int keys_drop_retired(struct vault_txn *t, struct vault_keys *k)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < k->nepochs; i++) {
+		struct vault_epoch_key *ek = &k->epochs[i];
+		const uint8_t *p;
+		size_t n;
+		uint8_t key[12];
+		int r = -ENOENT;
+
+		if (ek->epoch != k->current_epoch)
+			r = store_get(t, VDB_USERS, key, key_epoch(key, k->user_id, ek->epoch), false,
+			    &p, &n);
+		if (ek->epoch != k->current_epoch && r == -ENOENT) {
+			secret_free(&ek->sk);
+			secret_free(&ek->w);
+			continue;
+		}
+		if (ek->epoch != k->current_epoch && r < 0)
+			return r;
+		if (j != i) {
+			k->epochs[j] = *ek;
+			memset(ek, 0, sizeof(*ek));
+		}
+		j++;
+	}
+	k->nepochs = j;
+	return 0;
 }

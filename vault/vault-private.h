@@ -257,6 +257,15 @@ struct vault_epoch_key {
 	struct secret *w;		/* W_e = KDF(sk, "dk-wrap") */
 };
 #define VAULT_MAX_EPOCHS 256
+/* Where the background re-wrap (vault_rewrap_batch) stands: session memory only. */
+struct keys_rewrap {
+	bool active;			/* a pass is under way; next is valid */
+	uint8_t next[12];		/* key of the next message record to look at */
+	uint32_t pass_epoch;		/* current epoch when the pass began */
+	bool pass_clean;		/* every record so far is (now) under pass_epoch */
+	uint32_t settled_epoch;		/* a full pass under this current epoch left only
+					 * what cannot be re-wrapped: do not rescan */
+};
 struct vault_keys {
 	uint32_t user_id;
 	char name[128];
@@ -269,8 +278,29 @@ struct vault_keys {
 	uint32_t current_epoch;
 	size_t nepochs;
 	struct vault_epoch_key epochs[VAULT_MAX_EPOCHS];
+	struct keys_rewrap *rw;		/* heap: mutable through a const keys pointer */
 };
 const struct vault_epoch_key *keys_epoch(const struct vault_keys *k, uint32_t e);
+/* Wipes and drops from k the secrets of epochs whose record is gone (retired), never
+ * the current one. Moves entries of k->epochs: call only between operations, never
+ * while a keys_epoch() pointer is held. */
+int keys_drop_retired(struct vault_txn *t, struct vault_keys *k);
+
+/* ---- Epoch lifecycle (user.c) ------------------------------------------------------ */
+/* Retires, inside t, every epoch below the current one that no message record of u
+ * references (exact scan in t), and sets the pending re-wrap counter to the scanned
+ * number of messages under older epochs. retired may be NULL. */
+int epochs_retire_unused_txn(struct vault_txn *t, uint32_t u, uint32_t *retired, size_t max,
+    size_t *n_out);
+/* 0 and *has_old: whether u has a live epoch record below cur. */
+int epochs_have_old(struct vault_txn *t, uint32_t u, uint32_t cur, bool *has_old);
+/* Mailboxes whose sealed exact-size sum went stale because a keyless operation
+ * (forced epoch retirement) removed adopted messages: users db, key u 'Z', value a
+ * list of BE32 mailbox ids. The session recomputes them (message.c). */
+int sizefix_add(struct vault_txn *t, uint32_t u, uint32_t m);
+/* First listed mailbox (0 and *m_out) or -ENOENT. */
+int sizefix_first(struct vault_txn *t, uint32_t u, uint32_t *m_out);
+int sizefix_remove(struct vault_txn *t, uint32_t u, uint32_t m);
 
 /* ---- Messages (message.c / deliver.c) ------------------------------------------- */
 #define MSG_META_VERSION 1

@@ -164,6 +164,58 @@ int vault_token_remove(struct vault *v, struct vault_keys *k, uint8_t index);
  * and force is false. */
 int vault_rotate(struct vault *v, const char *user, time_t now, bool force);
 
+/* ---- Epoch lifecycle: listing, retirement (no user secret) ------------------------
+ * Live epochs are those whose record (public key + wrapped secret) still exists; an
+ * epoch below the current one without a record is retired: its secret was destroyed
+ * and nothing can be opened under it any more. */
+struct vault_epoch_info {
+	uint32_t epoch;
+	time_t created;
+	uint64_t messages;		/* messages whose data key is wrapped under it */
+};
+/* The live epochs of a user in ascending order (at most max). With count_messages,
+ * scans the user's message records (clear epoch numbers, no key) to fill
+ * .messages; else .messages is 0. *n_out is the number of live epochs even when it
+ * exceeds max. */
+int vault_user_epochs(struct vault_txn *t, uint32_t user_id, bool count_messages,
+    struct vault_epoch_info *out, size_t max, size_t *n_out);
+/* Retires every epoch older than the current one that no message references (all
+ * re-wrapped or deleted): its record is overwritten with zeros, then deleted, in one
+ * durable write transaction that also re-checks the references. Also corrects the
+ * user's pending re-wrap counter from the scan. Writes the retired epoch numbers to
+ * retired (up to max) and their count to *n_out. 0, VAULT_ERR_NOUSER, -errno. */
+int vault_epochs_retire_unused(struct vault *v, const char *user, uint32_t *retired,
+    size_t max, size_t *n_out);
+/* Retires epoch `epoch` on purpose (legal deletion, retention): every message whose
+ * data key is still wrapped only under it is expunged (records, body, cache; a
+ * VANISHED entry is kept so IMAP sessions see the expunge), in bounded durable
+ * transactions, then the epoch record is overwritten and deleted. Messages already
+ * re-wrapped to a newer epoch are not protected by it alone and are kept. The
+ * current epoch cannot be retired (-EBUSY: rotate first). Safe to re-run after a
+ * crash; an already retired epoch returns -ENOENT. *expunged_out: messages removed.
+ * Exact mailbox sizes (sealed) are corrected in the user's next session. */
+int vault_epoch_retire(struct vault *v, const char *user, uint32_t epoch,
+    uint64_t *expunged_out);
+
+/* ---- Re-wrap (session) -------------------------------------------------------------
+ * Re-wraps data keys sealed under older epochs to the current epoch, at most max per
+ * call, in t (a write transaction). Only the data-key wrap changes: bodies, metas,
+ * modseqs and flags are untouched, so no client sees a change. A message still
+ * wrapped to an old epoch's public key (delivered, not yet adopted) is re-wrapped to
+ * the current epoch's public key and adopted later as usual. Resumes where the last
+ * call stopped (position kept in k, memory only); when a whole pass over the user's
+ * messages finds nothing left under an older epoch, those epochs are retired in the
+ * same transaction (see vault_epochs_retire_unused). *done_out: data keys re-wrapped
+ * (may be NULL). Returns 1 when more work remains, 0 when everything is current,
+ * or -errno / VAULT_ERR_*. */
+int vault_rewrap_batch(struct vault_txn *t, const struct vault_keys *k, unsigned max,
+    unsigned *done_out);
+/* Session helper: a cheap read-only check, and only when there is work one short
+ * write transaction with vault_rewrap_batch(max) (retried after map growth); also
+ * wipes from k the secrets of epochs retired meanwhile. Call between commands
+ * (never inside another transaction). Returns like vault_rewrap_batch. */
+int vault_rewrap_tick(struct vault *v, struct vault_keys *k, unsigned max, unsigned *done_out);
+
 /* ---- Change notification ----------------------------------------------------------
  * A per-user counter bumped by every commit that changes the user's mail (delivery,
  * flags, expunge, mailbox changes). Sessions poll it to push EXISTS/EXPUNGE/FETCH. */
@@ -282,6 +334,26 @@ void vault_delivery_abort(struct vault_delivery **d);
 /* Convenience: the whole message at once. */
 int vault_deliver(struct vault *v, const char *user, const uint8_t *msg, size_t len,
     time_t now, uint32_t *uid_out);
+
+/* Mail from outside is stored with CRLF line ends: the bare-LF -> CRLF conversion
+ * of vault_delivery_write_mail, for other writers (import). Streaming: state carries
+ * a CR that ended the previous call. put gets the converted bytes in pieces; its
+ * negative return stops the conversion and is returned. */
+struct vault_crlf { bool prev_cr; };
+int vault_crlf_write(struct vault_crlf *state, const uint8_t *p, size_t n,
+    int (*put)(void *arg, const uint8_t *p, size_t n), void *arg);
+
+/* ---- Import progress (session) -----------------------------------------------------
+ * Which source messages an import already stored, so that an interrupted import
+ * resumes without duplicates. ident: the caller's identity of a source message (1 to
+ * 1024 bytes, e.g. a hash of target folder, file name and content). Only a keyed tag
+ * of it is stored (KDF of the user's master key: nothing about the source can be read
+ * or confirmed without the user's keys). Mark in the same write transaction as the
+ * vault_msg_append, so that a crash keeps both or neither. */
+int vault_import_seen(struct vault_txn *t, const struct vault_keys *k, const uint8_t *ident,
+    size_t len);		/* 1 marked, 0 not, -errno */
+int vault_import_mark(struct vault_txn *t, const struct vault_keys *k, const uint8_t *ident,
+    size_t len);
 
 /* ---- Integrity, backup, stats (no key) ------------------------------------------- */
 /* Checks every record's ciphertext hash; calls report for each broken one. Returns

@@ -1,0 +1,377 @@
+/* daemon.c: `sealmail-keymgr daemon`, the rotation scheduler, and the pieces the
+ * admin commands share with it (clock, audit hook, one rotation pass).
+ *
+ * The daemon is its own process: started as root it drops to run_user first, then
+ * hardens itself (no core dumps, not ptrace-able) and opens the store. It needs no
+ * user secret at all: a rotation creates an epoch key pair and seals the secret to
+ * the user's identity public key (vault_rotate), and retirement deletes epoch
+ * records that no message references (vault_epochs_retire_unused). It never reads a
+ * passphrase, an OTP or an unlocked key, and holds none.
+ *
+ * Crash safety is the vault's: each rotation is one durable LMDB transaction that
+ * writes the new epoch record and moves the user's current-epoch pointer together,
+ * so a kill at any instant leaves every user with exactly one current epoch, and a
+ * restart simply rotates whoever is still due. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include "keymgr.h"
+#include "cli-util.h"
+#include "log.h"
+#include "vault.h"
+#include "compat.h"
+
+/* ---- clock ------------------------------------------------------------------------- */
+static bool parse_time(const char *s, time_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
+		end++;
+	if (errno != 0 || end == s || *end != '\0' || v < 0)
+		return false;
+	*out = (time_t)v;
+	return true;
+}
+
+time_t keymgr_now(void)
+{
+	const char *f = getenv("SEALMAIL_CLOCK_FILE"), *s = getenv("SEALMAIL_FAKE_TIME");
+	time_t t;
+
+	if (f != NULL && f[0] != '\0') {
+		char buf[64];
+		ssize_t n = -1;
+		int fd = open(f, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			n = read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+		}
+		if (n > 0) {
+			buf[n] = '\0';
+			if (parse_time(buf, &t))
+				return t;
+		}
+		log_warn("SEALMAIL_CLOCK_FILE %s: no unix time in it; using the real clock", f);
+	}
+	if (s != NULL && s[0] != '\0') {
+		if (parse_time(s, &t))
+			return t;
+		log_warn("SEALMAIL_FAKE_TIME: not a unix time; using the real clock");
+	}
+	return time(NULL);
+}
+
+/* ---- audit hook --------------------------------------------------------------------- */
+/* JSON string body: names follow the vault's rule (no quotes, backslashes or control
+ * characters), but the audit log must stay valid JSON whatever it is given. */
+static void json_str(char *out, size_t cap, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s != '\0' && o + 7 < cap; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = '\0';
+}
+
+int keymgr_audit(const struct vault_config *cfg, time_t now, const char *event,
+    const char *user, uint32_t epoch, int64_t messages)
+{
+	char line[1024], ts[32], name[800], extra[64] = "";
+	struct tm tm;
+	int n, fd, r = 0;
+
+	if (cfg == NULL || cfg->audit_log[0] == '\0')
+		return 0;
+	if (gmtime_r(&now, &tm) == NULL || strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ",
+	    &tm) == 0)
+		return -EINVAL;
+	json_str(name, sizeof(name), user);
+	if (messages >= 0)
+		snprintf(extra, sizeof(extra), ",\"messages\":%" PRId64, messages);
+	n = snprintf(line, sizeof(line), "{\"time\":\"%s\",\"event\":\"%s\",\"user\":\"%s\","
+	    "\"epoch\":%" PRIu32 "%s,\"program\":\"sealmail-keymgr\"}\n", ts, event, name,
+	    epoch, extra);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -E2BIG;
+	if (strcmp(cfg->audit_log, "syslog") == 0) {
+		syslog(LOG_AUTHPRIV | LOG_INFO, "%.*s", n - 1, line);
+		return 0;
+	}
+	/* One write of one line with O_APPEND: lines from several processes never
+	 * interleave. */
+	if ((fd = open(cfg->audit_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		r = -errno;
+		log_err("audit log %s: %s", cfg->audit_log, strerror(errno));
+		return r;
+	}
+	if (write(fd, line, (size_t)n) != n) {
+		r = -EIO;
+		log_err("audit log %s: short write", cfg->audit_log);
+	} else if (fsync(fd) < 0) {
+		r = -errno;
+	}
+	close(fd);
+	return r;
+}
+
+/* ---- one pass ------------------------------------------------------------------------ */
+struct due {
+	char name[128];
+	time_t epoch_created;
+	uint32_t pending;
+	uint64_t messages;
+	size_t live_epochs;
+};
+
+struct collect {
+	struct vault_txn *t;
+	struct due *v;
+	size_t n, cap;
+};
+
+static int collect_cb(const struct vault_user_info *u, void *arg)
+{
+	struct collect *c = arg;
+	struct due *d;
+	int r;
+
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 256;
+		struct due *nv = realloc(c->v, nc * sizeof(*nv));
+
+		if (nv == NULL)
+			return -ENOMEM;
+		c->v = nv;
+		c->cap = nc;
+	}
+	d = &c->v[c->n];
+	snprintf(d->name, sizeof(d->name), "%s", u->name);
+	d->epoch_created = u->epoch_created;
+	d->pending = u->pending_rewrap;
+	d->messages = u->messages;
+	if ((r = vault_user_epochs(c->t, u->id, false, NULL, 0, &d->live_epochs)) < 0)
+		return r;
+	c->n++;
+	return 0;
+}
+
+static volatile sig_atomic_t stop_flag, wake_flag;
+
+static void retire_unused(struct vault *v, const struct vault_config *cfg, time_t now,
+    const char *name, struct keymgr_pass_stats *st)
+{
+	uint32_t ret[32];
+	size_t n = 0;
+	int r;
+
+	if ((r = vault_epochs_retire_unused(v, name, ret, 32, &n)) < 0) {
+		log_err("user %s: cannot retire unused epochs: %s", name, cli_strerror(r));
+		st->failed++;
+		return;
+	}
+	for (size_t i = 0; i < n && i < 32; i++) {
+		log_info("user %s: epoch %" PRIu32 " retired: no message left under it, its "
+		    "secret is destroyed", name, ret[i]);
+		(void)keymgr_audit(cfg, now, "key_retirement", name, ret[i], -1);
+	}
+	st->retired += (unsigned)n;
+}
+
+int keymgr_rotation_pass(struct vault *v, const struct vault_config *cfg, time_t now,
+    struct keymgr_pass_stats *st)
+{
+	struct collect c = { NULL, NULL, 0, 0 };
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	/* Names first, then one short write txn per user: the pass never holds the
+	 * writer lock for long, so deliveries and sessions go on meanwhile. */
+	if ((r = vault_txn_begin(v, false, &c.t)) < 0)
+		return r;
+	r = vault_user_foreach(c.t, collect_cb, &c);
+	vault_txn_abort(&c.t);
+	if (r < 0) {
+		free(c.v);
+		return r;
+	}
+	st->users = (unsigned)c.n;
+	for (size_t i = 0; i < c.n && !stop_flag; i++) {
+		struct due *d = &c.v[i];
+		bool rotated = false;
+
+		if ((int64_t)now - (int64_t)d->epoch_created >= (int64_t)cfg->rotation_period) {
+			r = vault_rotate(v, d->name, now, false);
+			if (r == VAULT_ERR_NOUSER)
+				continue;	/* removed meanwhile */
+			if (r < 0) {
+				log_err("user %s: rotation failed: %s", d->name, cli_strerror(r));
+				st->failed++;
+				continue;
+			}
+			if (r == 0) {
+				struct vault_txn *t = NULL;
+				struct vault_user_info info;
+				uint32_t ep = 0;
+
+				if (vault_txn_begin(v, false, &t) == 0) {
+					if (vault_user_get(t, d->name, &info) == 0)
+						ep = info.current_epoch;
+					vault_txn_abort(&t);
+				}
+				log_info("user %s: rotated to epoch %" PRIu32, d->name, ep);
+				(void)keymgr_audit(cfg, now, "key_rotation", d->name, ep, -1);
+				st->rotated++;
+				rotated = true;
+			}
+		}
+		/* Retire old epochs once nothing is left under them. A user without mail
+		 * has nothing to re-wrap: the epoch just replaced goes at once. */
+		if ((d->pending == 0 && d->live_epochs > 1) || (rotated && d->messages == 0))
+			retire_unused(v, cfg, now, d->name, st);
+	}
+	free(c.v);
+	return stop_flag ? -EINTR : 0;
+}
+
+/* ---- the process ---------------------------------------------------------------------- */
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	wake_flag = 1;
+}
+
+static int drop_root(const struct vault_config *cfg)
+{
+	struct passwd *pw;
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg, groups[2];
+
+	if (geteuid() != 0)
+		return 0;
+	if (cfg->run_user[0] == '\0') {
+		cli_err("started as root but run_user is not set: refusing to run the daemon as "
+		    "root");
+		return -EPERM;
+	}
+	if ((pw = getpwnam(cfg->run_user)) == NULL) {
+		cli_err("run_user '%s': no such user", cfg->run_user);
+		return -ENOENT;
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		cli_err("run_user '%s' is root (uid or gid 0)", cfg->run_user);
+		return -EPERM;
+	}
+	if (setgroups(1, &pw->pw_gid) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
+		cli_err("cannot drop privileges to %s: %s", cfg->run_user, strerror(errno));
+		return -EPERM;
+	}
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
+	    ru != pw->pw_uid || eu != pw->pw_uid || su != pw->pw_uid || rg != pw->pw_gid ||
+	    eg != pw->pw_gid || sg != pw->pw_gid || getgroups(2, groups) != 1 ||
+	    groups[0] != pw->pw_gid || setuid(0) == 0) {
+		cli_err("privilege drop to %s did not take effect", cfg->run_user);
+		return -EPERM;
+	}
+	log_info("dropped root: running as %s", cfg->run_user);
+	return 0;
+}
+
+/* Sleeps up to secs, returning early on SIGTERM/SIGINT/SIGHUP. */
+static void nap(uint32_t secs)
+{
+	for (uint32_t i = 0; i < secs && !stop_flag && !wake_flag; i++) {
+		struct timespec ts = { 1, 0 };
+
+		(void)nanosleep(&ts, NULL);
+	}
+}
+
+int keymgr_daemon(const char *config_path, bool once)
+{
+	struct vault_config cfg;
+	struct vault *v = NULL;
+	struct sigaction sa;
+	int r;
+
+	if ((r = crypto_init()) < 0) {
+		cli_err("cannot initialise the crypto library: %s", cli_strerror(r));
+		return CLI_EXIT_ERR;
+	}
+	if (cli_config_load(config_path, &cfg) < 0)
+		return CLI_EXIT_ERR;
+	log_set_ident("sealmail-keymgr");
+	log_set_level(strcmp(cfg.log_level, "debug") == 0 ? LOG_LVL_DEBUG :
+	    strcmp(cfg.log_level, "warn") == 0 ? LOG_LVL_WARN :
+	    strcmp(cfg.log_level, "error") == 0 ? LOG_LVL_ERR : LOG_LVL_INFO);
+	if (drop_root(&cfg) < 0)
+		return CLI_EXIT_ERR;
+	if (crypto_harden_process() < 0)
+		log_warn("cannot harden the process (core dumps / ptrace)");
+	if ((r = vault_open(&cfg, &v)) < 0) {
+		cli_err("cannot open the store in %s: %s", cfg.data_dir, cli_strerror(r));
+		return CLI_EXIT_ERR;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;	/* no SA_RESTART: the nap ends at once */
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	(void)sigaction(SIGHUP, &sa, NULL);
+	if (!once)
+		log_info("rotation daemon started: period %" PRIu32 " s, check every %" PRIu32 " s",
+		    cfg.rotation_period, cfg.rotation_check_interval);
+	while (!stop_flag) {
+		struct keymgr_pass_stats st;
+		time_t now = keymgr_now();
+
+		wake_flag = 0;
+		r = keymgr_rotation_pass(v, &cfg, now, &st);
+		if (r < 0 && r != -EINTR)
+			log_err("rotation pass failed: %s", cli_strerror(r));
+		else
+			log_info("rotation pass: %u users, %u rotated, %u epochs retired, %u failed",
+			    st.users, st.rotated, st.retired, st.failed);
+		if (once) {
+			if (r == 0 && st.failed == 0)
+				printf("%u users checked, %u rotated, %u epochs retired\n", st.users,
+				    st.rotated, st.retired);
+			vault_close(&v);
+			return r == 0 && st.failed == 0 ? CLI_EXIT_OK : CLI_EXIT_ERR;
+		}
+		nap(cfg.rotation_check_interval);
+	}
+	log_info("rotation daemon stopping");
+	vault_close(&v);
+	return CLI_EXIT_OK;
+}
