@@ -186,6 +186,10 @@ static void client_add(int fd, const struct auth_frame *f)
 		return;
 	}
 	S.clients[S.nclients++] = c;
+	/* Commands the client pipelined behind LOGIN are already in the engine's buffer;
+	 * no fd event will announce them, so run them now. */
+	if (f->npending > 0 && imap_client_handle(c, 0, time(NULL)) != 0)
+		imap_client_free(&S.clients[--S.nclients]);
 }
 
 /* Reads what the pending connection has sent; handles a complete frame. */

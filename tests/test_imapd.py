@@ -443,6 +443,14 @@ def t_wrong_passphrase_delay(srv):
         check(out[-1].startswith("w%d NO [AUTHENTICATIONFAILED]" % i), "wrong: %r" % out)
     check(times[0] >= 0.45, "first failure answered after %.2fs" % times[0])
     check(times[1] >= times[0] + 0.4, "delay did not grow: %r" % times)
+    # the master counts per address: a new connection continues the series (2 s)
+    r2 = Raw(srv.imaps_port)
+    t0 = time.time()
+    out = r2.cmd("x", 'LOGIN alice "wrong passphrase again"')
+    dt = time.time() - t0
+    check(out[-1].startswith("x NO [AUTHENTICATIONFAILED]"), "wrong: %r" % out)
+    check(dt >= 1.8, "third failure from this address answered after %.2fs" % dt)
+    r2.close()
     out = r.cmd("ok", 'LOGIN alice "%s"' % srv.v.password("alice"))
     check(out[-1].startswith("ok OK"), "correct login after failures: %r" % out)
     r.close()
@@ -653,6 +661,26 @@ def t_bind_failure(srv):
           "ports: %d %r" % (p.returncode, p.stderr))
 
 
+def t_pipelined_after_login(srv):
+    r = Raw(srv.imaps_port)
+    r.send('a LOGIN alice "%s"\r\nb SELECT INBOX\r\nc LOGOUT\r\n' % srv.v.password("alice"))
+    check(r.until("a")[-1].startswith("a OK"), "LOGIN")
+    check(r.until("b")[-1].startswith("b OK"), "pipelined SELECT not answered")
+    check(r.until("c")[-1].startswith("c OK"), "pipelined LOGOUT not answered")
+    r.close()
+
+
+def t_unreadable_cert(srv):
+    conf = os.path.join(srv.v.tmp, "nocert.conf")
+    shutil.copy(srv.conf, conf)
+    set_config(conf, {"tls_cert": os.path.join(srv.v.tmp, "missing-cert.pem"),
+                      "imap_listen": "127.0.0.1:%d" % free_port(),
+                      "imaps_listen": "127.0.0.1:%d" % free_port()})
+    p = subprocess.run([srv.v.imapd, "-c", conf], capture_output=True, timeout=10)
+    check(p.returncode != 0 and b"cannot read TLS certificate" in p.stderr,
+          "missing certificate: %d %r" % (p.returncode, p.stderr))
+
+
 # tests for a server with: unlock_window 3 s, plaintext_loopback no, prelogin 2 s,
 # max_connections 4
 
@@ -771,19 +799,36 @@ def t_user_connection_limit(srv):
     check("max_user_connections" in srv.log_text(), "limit not logged")
 
 
+def t_session_exit_race(srv):
+    """Logins arriving while the user's session is wiping its keys and exiting (the
+    window is 1 s) must all succeed: the login process retries through the master,
+    which starts a new session."""
+    for i in range(12):
+        c = srv.imaps("bob")
+        c.logout()
+        time.sleep(0.85 + 0.025 * i)
+        c = srv.imaps("bob")
+        typ, _ = c.select("INBOX")
+        check(typ == "OK", "round %d" % i)
+        c.logout()
+    pids = srv.session_pids("bob")
+    check(len(pids) <= 1, "several live sessions for bob: %r" % pids)
+
+
 GROUPS = [
     ({}, [t_greeting_capability, t_implicit_tls_login, t_starttls,
           t_starttls_injection_discarded, t_tls_versions, t_authenticate_plain,
           t_wrong_passphrase_delay, t_unknown_user_and_replay, t_window_login,
           t_garbage_before_login, t_plaintext_loopback_allowed, t_one_session_per_user,
-          t_isolation_memory, t_privileges, t_sighup_reload, t_check_config,
-          t_bind_failure]),
+          t_pipelined_after_login, t_isolation_memory, t_privileges, t_sighup_reload,
+          t_check_config, t_bind_failure, t_unreadable_cert]),
     ({"unlock_window": "3s", "plaintext_loopback": "no", "prelogin_timeout": "2s",
       "max_connections": "4"},
      [t_window_expires, t_session_exits_after_window, t_logindisabled,
       t_prelogin_timeout, t_max_connections]),
     ({"unlock_window": "0", "max_user_connections": "2"},
      [t_window_disabled, t_user_connection_limit]),
+    ({"unlock_window": "1s"}, [t_session_exit_race]),
 ]
 
 
