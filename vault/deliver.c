@@ -47,7 +47,7 @@ struct vault_delivery {
 	uint8_t emailid[16];
 	int err;			/* sticky */
 	bool finished;
-	bool prev_cr;			/* last byte written was CR (CRLF across writes) */
+	struct vault_crlf crlf;		/* bare LF -> CRLF state across writes */
 };
 
 static int spill_open(struct vault_delivery *d)
@@ -254,31 +254,42 @@ int vault_delivery_write(struct vault_delivery *d, const uint8_t *p, size_t n)
  * returns. A sendmail-style LDA gets bare LF from its caller, so every bare LF
  * becomes CRLF here, once, for `deliver`, LMTP and import (Dovecot converts on output
  * instead; the bytes a client sees are the same). A CR not followed by LF is kept. */
-int vault_delivery_write_mail(struct vault_delivery *d, const uint8_t *p, size_t n)
+int vault_crlf_write(struct vault_crlf *state, const uint8_t *p, size_t n,
+    int (*put)(void *arg, const uint8_t *p, size_t n), void *arg)
 {
 	static const uint8_t crlf[2] = { '\r', '\n' };
 	size_t start = 0;
 	int r;
 
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '\n')
+			continue;
+		if (i > 0 ? p[i - 1] == '\r' : state->prev_cr)
+			continue;
+		if ((i > start && (r = put(arg, p + start, i - start)) < 0) ||
+		    (r = put(arg, crlf, sizeof(crlf))) < 0)
+			return r;
+		start = i + 1;
+	}
+	if (n > start && (r = put(arg, p + start, n - start)) < 0)
+		return r;
+	if (n > 0)
+		state->prev_cr = p[n - 1] == '\r';
+	return 0;
+}
+
+static int delivery_put_cb(void *arg, const uint8_t *p, size_t n)
+{
+	return delivery_put(arg, p, n);
+}
+
+int vault_delivery_write_mail(struct vault_delivery *d, const uint8_t *p, size_t n)
+{
 	if (d->err != 0)
 		return d->err;
 	if (d->finished)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] != '\n')
-			continue;
-		if (i > 0 ? p[i - 1] == '\r' : d->prev_cr)
-			continue;
-		if ((r = delivery_put(d, p + start, i - start)) < 0 ||
-		    (r = delivery_put(d, crlf, sizeof(crlf))) < 0)
-			return r;
-		start = i + 1;
-	}
-	if ((r = delivery_put(d, p + start, n - start)) < 0)
-		return r;
-	if (n > 0)
-		d->prev_cr = p[n - 1] == '\r';
-	return 0;
+	return vault_crlf_write(&d->crlf, p, n, delivery_put_cb, d);
 }
 
 /* ---- commit --------------------------------------------------------------------- */
