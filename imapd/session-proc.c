@@ -339,6 +339,22 @@ void session_main(const struct vault_config *cfg, uint32_t user_id, const char *
 		log_err("user %s: cannot open the vault: %s", S.user, vault_strerror(r));
 		_exit(1);
 	}
+	{
+		/* The (id, name) pair came from a login process via the master: check it
+		 * against the store before serving anyone under it. */
+		struct vault_user_info info;
+		struct vault_txn *t = NULL;
+
+		if ((r = vault_txn_begin(S.v, false, &t)) == 0) {
+			r = vault_user_get_by_id(t, user_id, &info);
+			vault_txn_abort(&t);
+		}
+		if (r < 0 || strcmp(info.name, S.user) != 0) {
+			log_err("user %s: user id %u does not match the store (%s); exiting",
+			    S.user, user_id, r < 0 ? vault_strerror(r) : "other name");
+			_exit(1);
+		}
+	}
 
 	while (!term) {
 		time_t now = time(NULL);
