@@ -137,6 +137,10 @@ def _no_date_messages():
 
 for _n in _no_date_messages():
     EXPLAINED[(_n, "SEARCH SENT*")] = _NO_DATE
+# what holds for a message delivered by the LDA holds for the same message over LMTP
+for (_m, _i), _why in list(EXPLAINED.items()):
+    if _i.startswith("deliver "):
+        EXPLAINED[(_m, "lmtp " + _i[len("deliver "):])] = _why
 
 USER = "alice"
 DELIVER_USER = "bob"
