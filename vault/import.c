@@ -584,8 +584,9 @@ static int mb_head_byte(struct import_mbox *m, uint8_t c)
 		if (end > 0 && m->line[end - 1] == '\r')
 			end--;
 		if (m->gt == 0 && end == 0) {
-			/* An empty line: hold it, it may end up belonging to a separator. */
-			if ((r = mb_flush_blank(m)) < 0)
+			/* An empty line: hold it, it may end up belonging to a separator.
+			 * Empty lines before the first message are dropped. */
+			if (m->in_msg && (r = mb_flush_blank(m)) < 0)
 				return r;
 			m->pending_blank = m->linelen == 1 ? 1 : 2;
 			m->linelen = 0;
