@@ -7,6 +7,8 @@ Each client keeps one connection and loops MAIL/RCPT/DATA (envelope pipelined),
 one recipient per message, waiting for the final reply each time.
 
 Usage: bench_lmtp.py IMAPD VAULT KEYMGR [SECONDS-PER-RUN]
+BENCH_DURABLE=no runs sealmail with durable = no (no fsync per commit: shows what
+the commit's fsync costs; never a production setting).
 """
 import os
 import socket
@@ -91,7 +93,7 @@ def main():
     users = ["alice", "bob", "carol"]
     results = {}
     v = Vault(bins, "bench-lmtp")
-    srv = Server(v)
+    srv = Server(v, durable=os.environ.get("BENCH_DURABLE", "yes"))
     try:
         for n in (1, 10):
             results[("sealmail", n)] = run(("127.0.0.1", srv.lmtp_port), users, n, secs)

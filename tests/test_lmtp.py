@@ -415,7 +415,10 @@ def t_dot_stuffing(env):
 def t_bdat(env):
     v, srv = env.v, env.srv
     before = {u: v.inbox(u) for u in ("alice", "bob")}
-    msg = b"Subject: chunks\r\n\r\n" + b"line one\r\n.\r\n..not stuffed\r\n" + bytes(range(256))
+    # Every byte value but LF (a bare LF is stored as CRLF, as `deliver` does; see
+    # t_bare_lf), CR-LF.CR-LF and dots are just data in a chunk.
+    msg = (b"Subject: chunks\r\n\r\n" + b"line one\r\n.\r\n..not stuffed\r\n" +
+           bytes(b for b in range(256) if b != 10) + b"\r\n")
     c = Conn(srv)
     c.expect("LHLO chunks.test", 250)
     c.expect("MAIL FROM:<b@x> BODY=8BITMIME", 250)
@@ -448,6 +451,24 @@ def t_bdat(env):
         uids = new_uids(before[u], v.inbox(u))
         check(len(uids) == 1, "%s: %r" % (u, uids))
         check_delivered(v, u, uids[0], msg, "b@x", u)
+
+
+def t_bare_lf(env):
+    """A sloppy client's bare LF line ends are stored as CRLF (what IMAP serves), the
+    same conversion `sealmail-vault deliver` makes."""
+    v, srv = env.v, env.srv
+    before = v.inbox("alice")
+    c = Conn(srv)
+    c.expect("LHLO lf.test", 250)
+    c.expect("MAIL FROM:<lf@x>", 250)
+    c.expect("RCPT TO:<alice>", 250)
+    c.expect("DATA", 354)
+    c.send(b"Subject: lf\n\nline one\n..dot\r\nmixed\n.\r\n")
+    check(c.reply()[0] == 250, "bare LF message refused")
+    c.expect("QUIT", 221)
+    uids = new_uids(before, v.inbox("alice"))
+    check(len(uids) == 1, "new %r" % uids)
+    check_delivered(v, "alice", uids[0], b"Subject: lf\r\n\r\nline one\r\n.dot\r\nmixed\r\n")
 
 
 def sample_rss(pids, stop, out):
@@ -724,7 +745,7 @@ def main():
         srv = Server(v, max_message_size=max_size)
         env = Env(bins, v, srv, max_size)
         tests = [t_greeting_and_lhlo, t_smtplib_single, t_recipients_one_unknown,
-                 t_pipelining, t_dot_stuffing, t_bdat, t_errors, t_disconnect_mid_data,
+                 t_pipelining, t_dot_stuffing, t_bdat, t_bare_lf, t_errors, t_disconnect_mid_data,
                  t_over_size, t_big_message, t_swaks, t_unix_socket, t_vault_full]
         for t in tests:
             name = t.__name__[2:]
