@@ -889,6 +889,15 @@ void login_main(const struct login_args *a)
 	for (;;) {
 		r = imap_parser_feed(L.parser, L.in, L.inlen, &used, &c);
 		consume(&L, used);
+		if (r == 1 && strlen(c->tag) > AUTH_TAG_MAX) {
+			/* The session answers the LOGIN tag; keep tags within the frame. */
+			L.bad++;
+			wipe_args(c);
+			imap_cmd_free(&c);
+			if (out(&L, "* BAD Tag too long") < 0)
+				goto close;
+			continue;
+		}
 		if (r == 1) {
 			touch(&L);
 			bool secret = strcmp(c->name, "LOGIN") == 0 ||
