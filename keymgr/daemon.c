@@ -139,6 +139,7 @@ int keymgr_audit(const struct vault_config *cfg, time_t now, const char *event,
 }
 
 /* ---- one pass ------------------------------------------------------------------------ */
+#define KEYMGR_BATCH 128	/* users per durable write txn */
 struct due {
 	char name[128];
 	time_t epoch_created;
@@ -181,19 +182,10 @@ static int collect_cb(const struct vault_user_info *u, void *arg)
 
 static volatile sig_atomic_t stop_flag, wake_flag;
 
-static void retire_unused(struct vault *v, const struct vault_config *cfg, time_t now,
-    const char *name, struct keymgr_pass_stats *st)
+static void report_retired(const struct vault_config *cfg, time_t now, const char *name,
+    const uint32_t *ret, size_t n, size_t max, struct keymgr_pass_stats *st)
 {
-	uint32_t ret[32];
-	size_t n = 0;
-	int r;
-
-	if ((r = vault_epochs_retire_unused(v, name, ret, 32, &n)) < 0) {
-		log_err("user %s: cannot retire unused epochs: %s", name, cli_strerror(r));
-		st->failed++;
-		return;
-	}
-	for (size_t i = 0; i < n && i < 32; i++) {
+	for (size_t i = 0; i < n && i < max; i++) {
 		log_info("user %s: epoch %" PRIu32 " retired: no message left under it, its "
 		    "secret is destroyed", name, ret[i]);
 		(void)keymgr_audit(cfg, now, "key_retirement", name, ret[i], -1);
@@ -201,60 +193,92 @@ static void retire_unused(struct vault *v, const struct vault_config *cfg, time_
 	st->retired += (unsigned)n;
 }
 
+static void report_rotated(const struct vault_config *cfg, time_t now, const char *name,
+    uint32_t epoch, struct keymgr_pass_stats *st)
+{
+	log_info("user %s: rotated to epoch %" PRIu32, name, epoch);
+	(void)keymgr_audit(cfg, now, "key_rotation", name, epoch, -1);
+	st->rotated++;
+}
+
+/* The slow path after a batch failed: one user per txn, so one bad user cannot hold
+ * back the others. */
+static void one_by_one(struct vault *v, const struct vault_config *cfg, time_t now,
+    struct vault_rotate_item *it, size_t n, struct keymgr_pass_stats *st)
+{
+	for (size_t i = 0; i < n && !stop_flag; i++) {
+		int r = vault_rotate_batch(v, &it[i], 1, now, false);
+
+		if (r < 0 || (it[i].result < 0 && it[i].result != VAULT_ERR_NOUSER)) {
+			log_err("user %s: rotation failed: %s", it[i].user,
+			    cli_strerror(r < 0 ? r : it[i].result));
+			st->failed++;
+			continue;
+		}
+		if (it[i].result == 0)
+			report_rotated(cfg, now, it[i].user, it[i].epoch, st);
+		report_retired(cfg, now, it[i].user, it[i].retired, it[i].nretired, 8, st);
+	}
+}
+
 int keymgr_rotation_pass(struct vault *v, const struct vault_config *cfg, time_t now,
     struct keymgr_pass_stats *st)
 {
 	struct collect c = { NULL, NULL, 0, 0 };
+	struct vault_rotate_item *items = NULL;
+	size_t nitems = 0;
 	int r;
 
 	memset(st, 0, sizeof(*st));
-	/* Names first, then one short write txn per user: the pass never holds the
-	 * writer lock for long, so deliveries and sessions go on meanwhile. */
+	/* Names first (one read txn), then the due users in batches of KEYMGR_BATCH per
+	 * durable write txn: a pass never holds the writer lock for long, so deliveries
+	 * and sessions go on meanwhile, and 10,000 users cost 80 fsyncs, not 10,000. */
 	if ((r = vault_txn_begin(v, false, &c.t)) < 0)
 		return r;
 	r = vault_user_foreach(c.t, collect_cb, &c);
 	vault_txn_abort(&c.t);
-	if (r < 0) {
-		free(c.v);
-		return r;
-	}
+	if (r < 0)
+		goto out;
 	st->users = (unsigned)c.n;
-	for (size_t i = 0; i < c.n && !stop_flag; i++) {
-		struct due *d = &c.v[i];
-		bool rotated = false;
-
-		if ((int64_t)now - (int64_t)d->epoch_created >= (int64_t)cfg->rotation_period) {
-			r = vault_rotate(v, d->name, now, false);
-			if (r == VAULT_ERR_NOUSER)
-				continue;	/* removed meanwhile */
-			if (r < 0) {
-				log_err("user %s: rotation failed: %s", d->name, cli_strerror(r));
-				st->failed++;
-				continue;
-			}
-			if (r == 0) {
-				struct vault_txn *t = NULL;
-				struct vault_user_info info;
-				uint32_t ep = 0;
-
-				if (vault_txn_begin(v, false, &t) == 0) {
-					if (vault_user_get(t, d->name, &info) == 0)
-						ep = info.current_epoch;
-					vault_txn_abort(&t);
-				}
-				log_info("user %s: rotated to epoch %" PRIu32, d->name, ep);
-				(void)keymgr_audit(cfg, now, "key_rotation", d->name, ep, -1);
-				st->rotated++;
-				rotated = true;
-			}
-		}
-		/* Retire old epochs once nothing is left under them. A user without mail
-		 * has nothing to re-wrap: the epoch just replaced goes at once. */
-		if ((d->pending == 0 && d->live_epochs > 1) || (rotated && d->messages == 0))
-			retire_unused(v, cfg, now, d->name, st);
+	if (c.n > 0 && (items = calloc(c.n, sizeof(*items))) == NULL) {
+		r = -ENOMEM;
+		goto out;
 	}
+	for (size_t i = 0; i < c.n; i++) {
+		struct due *d = &c.v[i];
+		bool due = (int64_t)now - (int64_t)d->epoch_created >=
+		    (int64_t)cfg->rotation_period;
+
+		/* Retire old epochs once nothing is left under them; a user without mail
+		 * has nothing to re-wrap, so the epoch just replaced goes at once. */
+		if (!due && !(d->pending == 0 && d->live_epochs > 1))
+			continue;
+		items[nitems].user = d->name;
+		items[nitems].retire_unused = (d->pending == 0 && d->live_epochs > 1) ||
+		    d->messages == 0;
+		nitems++;
+	}
+	for (size_t i = 0; i < nitems && !stop_flag; i += KEYMGR_BATCH) {
+		size_t n = nitems - i < KEYMGR_BATCH ? nitems - i : KEYMGR_BATCH;
+
+		if ((r = vault_rotate_batch(v, &items[i], n, now, false)) < 0) {
+			log_warn("rotation batch of %zu users failed (%s): retrying one by one", n,
+			    cli_strerror(r));
+			one_by_one(v, cfg, now, &items[i], n, st);
+			continue;
+		}
+		for (size_t j = i; j < i + n; j++) {
+			if (items[j].result == 0)
+				report_rotated(cfg, now, items[j].user, items[j].epoch, st);
+			report_retired(cfg, now, items[j].user, items[j].retired, items[j].nretired, 8,
+			    st);
+		}
+	}
+	r = stop_flag ? -EINTR : 0;
+out:
+	free(items);
 	free(c.v);
-	return stop_flag ? -EINTR : 0;
+	return r;
 }
 
 /* ---- the process ---------------------------------------------------------------------- */

@@ -1459,9 +1459,10 @@ struct rotate_ctx {
 	uint32_t new_epoch;
 };
 
-static int rotate_txn(struct vault_txn *t, void *arg)
+/* One user's rotation inside t: 0 and *new_epoch set, or 1 if not due. */
+static int rotate_user_txn(struct vault_txn *t, const char *name, time_t now, bool force,
+    uint32_t period, uint32_t *new_epoch)
 {
-	struct rotate_ctx *c = arg;
 	struct user_rec ur;
 	struct epoch_rec cur, ne;
 	struct counters_rec cr;
@@ -1470,21 +1471,21 @@ static int rotate_txn(struct vault_txn *t, void *arg)
 	uint32_t u;
 	int r;
 
-	c->new_epoch = 0;
-	if ((r = user_lookup(t, c->name, &u)) < 0 || (r = user_rec_get(t, u, &ur)) < 0 ||
+	*new_epoch = 0;
+	if ((r = user_lookup(t, name, &u)) < 0 || (r = user_rec_get(t, u, &ur)) < 0 ||
 	    (r = epoch_rec_get(t, u, ur.current_epoch, &cur)) < 0)
 		return r;
 	/* Idempotent per (user, now): an epoch created at or after now is current
 	 * enough, even when forced (a retried or duplicated request). */
-	if (cur.created >= (int64_t)c->now)
+	if (cur.created >= (int64_t)now)
 		return 1;
-	if (!c->force && (int64_t)c->now - cur.created < (int64_t)c->period)
+	if (!force && (int64_t)now - cur.created < (int64_t)period)
 		return 1;
 	if (ur.current_epoch == UINT32_MAX)
 		return -EOVERFLOW;
 	memset(&ne, 0, sizeof(ne));
 	ne.epoch = ur.current_epoch + 1;
-	ne.created = (int64_t)c->now;
+	ne.created = (int64_t)now;
 	if ((r = crypto_x25519_keypair(ne.pk, &sk)) < 0)
 		return r;
 	ad_init(&ad, VP_EPOCH, u);
@@ -1503,7 +1504,70 @@ static int rotate_txn(struct vault_txn *t, void *arg)
 	cr.change_seq++;
 	if ((r = counters_put(t, u, &cr)) < 0)
 		return r;
-	c->new_epoch = ne.epoch;
+	*new_epoch = ne.epoch;
+	return 0;
+}
+
+static int rotate_txn(struct vault_txn *t, void *arg)
+{
+	struct rotate_ctx *c = arg;
+
+	return rotate_user_txn(t, c->name, c->now, c->force, c->period, &c->new_epoch);
+}
+
+struct rotate_batch_ctx {
+	struct vault_rotate_item *items;
+	size_t n;
+	time_t now;
+	bool force;
+	uint32_t period;
+};
+
+static int rotate_batch_txn(struct vault_txn *t, void *arg)
+{
+	struct rotate_batch_ctx *c = arg;
+	int r;
+
+	for (size_t i = 0; i < c->n; i++) {
+		struct vault_rotate_item *it = &c->items[i];
+		uint32_t u;
+		size_t nret = 0;
+
+		it->result = 0;
+		it->epoch = 0;
+		it->nretired = 0;
+		r = rotate_user_txn(t, it->user, c->now, c->force, c->period, &it->epoch);
+		if (r == VAULT_ERR_NOUSER) {
+			it->result = r;
+			continue;
+		}
+		if (r < 0)
+			return r;
+		it->result = r;
+		if (!it->retire_unused)
+			continue;
+		if ((r = user_lookup(t, it->user, &u)) < 0 ||
+		    (r = epochs_retire_unused_txn(t, u, it->retired,
+		    sizeof(it->retired) / sizeof(it->retired[0]), &nret)) < 0)
+			return r;
+		it->nretired = nret;
+	}
+	return 0;
+}
+
+int vault_rotate_batch(struct vault *v, struct vault_rotate_item *items, size_t n, time_t now,
+    bool force)
+{
+	struct rotate_batch_ctx c = { items, n, now, force, v->cfg.rotation_period };
+	int r;
+
+	if (n == 0)
+		return 0;
+	if ((r = store_write(v, rotate_batch_txn, &c)) < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		if (items[i].result == 0)
+			log_info("vault: user %s: epoch %u is current", items[i].user, items[i].epoch);
 	return 0;
 }
 
