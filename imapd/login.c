@@ -486,13 +486,14 @@ fail:
 		(void)ipc_send(l->ctl, IPC_L2M_AUTH_FAILED, &code, 1, -1);
 	}
 	/* Unknown users are logged without the name (often a mistyped password). */
+	unsigned delay = login_fail_delay_ms(l->fails);
 	if (r == VAULT_ERR_NOUSER)
-		log_warn("login failed from %s: unknown user (failure %u from this address)",
-		    l->a->peer, l->fails);
+		log_warn("login failed from %s: unknown user (failure %u from this address, "
+		    "answered after %u ms)", l->a->peer, l->fails, delay);
 	else
-		log_warn("login failed for user %s from %s: %s (failure %u from this address)",
-		    lname, l->a->peer, reason_text(r), l->fails);
-	(void)poll(NULL, 0, (int)login_fail_delay_ms(l->fails));
+		log_warn("login failed for user %s from %s: %s (failure %u from this address, "
+		    "answered after %u ms)", lname, l->a->peer, reason_text(r), l->fails, delay);
+	(void)poll(NULL, 0, (int)delay);
 	touch(l);
 	return out(l, "%s NO [AUTHENTICATIONFAILED] Authentication failed", tag) < 0;
 }

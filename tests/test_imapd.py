@@ -451,7 +451,10 @@ def t_wrong_passphrase_delay(srv):
     dt = time.time() - t0
     check(out[-1].startswith("x NO [AUTHENTICATIONFAILED]"), "wrong: %r" % out)
     check(dt >= 1.9, "third failure from this address answered after %.2fs" % dt)
-    check(dt >= times[0] + 1.0, "delay did not grow: %r then %.2f" % (times, dt))
+    # the schedule the server applied (timings alone are noisy on a loaded machine)
+    delays = [int(x) for x in re.findall(r"wrong passphrase or token \(failure \d+ from "
+                                         r"this address, answered after (\d+) ms", srv.log_text())]
+    check(delays[-3:] == [500, 1000, 2000], "delay schedule %r" % delays)
     r2.close()
     out = r.cmd("ok", 'LOGIN alice "%s"' % srv.v.password("alice"))
     check(out[-1].startswith("ok OK"), "correct login after failures: %r" % out)
