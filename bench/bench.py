@@ -104,12 +104,12 @@ class Plan:
         self.rounds = rounds if rounds else (1 if smoke else 3)
         if smoke:
             self.big, self.ten, self.body_n, self.mix_msgs = 300, 120, 50, 30
-            self.mix_clients, self.mix_seconds = 2, 1.5
+            self.mix_clients, self.mix_seconds = 2, 1.0
             self.win_clients, self.win_seconds = 2, 1.0
             self.first_per_round = 1
             self.append_n, self.lmtp1_n, self.lmtp10_n = 10, 10, 3
-            self.conn_users, self.conn_per_user, self.conn_seconds = 2, 3, 20
-            self.hold_users, self.hold_per_user, self.hold_seconds = 2, 4, 20
+            self.conn_users, self.conn_per_user, self.conn_seconds = 1, 3, 20
+            self.hold_users, self.hold_per_user, self.hold_seconds = 1, 3, 20
         else:
             self.big, self.ten, self.body_n, self.mix_msgs = 100000, 10000, 1000, 200
             self.mix_clients, self.mix_seconds = 8, 10.0
@@ -117,7 +117,7 @@ class Plan:
             self.first_per_round = 3
             self.append_n, self.lmtp1_n, self.lmtp10_n = 200, 200, 40
             self.conn_users, self.conn_per_user, self.conn_seconds = 50, 20, 150
-            self.hold_users, self.hold_per_user, self.hold_seconds = 500, 20, 150
+            self.hold_users, self.hold_per_user, self.hold_seconds = 500, 20, 120
         self.conn_target = self.conn_users * self.conn_per_user
         self.hold_target = self.hold_users * self.hold_per_user
         self.body_n = min(self.body_n, self.ten)
@@ -168,45 +168,46 @@ def run_one(name, srv, fn, results, round_no):
     return r
 
 
-def _fill_dovecot(dv, plan, users):
-    t = time.time()
-    dv.fill_maildir("big", 1, plan.big)
-    dv.fill_maildir("ten", 2, plan.ten)
-    for i, u in enumerate(users["mix"]):
-        dv.fill_maildir(u, 10 + i, plan.mix_msgs)
-    return time.time() - t
-
-
-def _dovecot_fill_proc(dv, plan, users, q):
-    try:
-        q.put(("ok", _fill_dovecot(dv, plan, users)))
-    except BaseException as e:   # noqa: BLE001
-        q.put(("error", "%s\n%s" % (e, traceback.format_exc()[-1500:])))
-
-
 def fill(sm, dv, plan, users, method):
-    """Same messages into both. Dovecot: Maildir files written directly (in a child
-    process, in parallel); Dovecot indexes them on the first SELECT. sealmail: through
-    its LMTP listener, `sealmail-vault deliver`, or IMAP APPEND (pipelined), with
-    durable = no for this phase only."""
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    p = ctx.Process(target=_dovecot_fill_proc, args=(dv, plan, users, q))
-    p.start()
-    t = time.time()
-    fn = {"append": sm.fill_append, "lmtp": sm.fill_lmtp, "deliver": sm.fill_deliver}[method]
+    """Same messages into both. Dovecot: Maildir files written directly (two processes);
+    Dovecot indexes them on its first SELECT. sealmail: `sealmail-vault import` of
+    that same Maildir (the migration path; same bytes, order and internal dates), or
+    its LMTP listener, or IMAP APPEND, or `sealmail-vault deliver`; durable = no for
+    the fill phase only."""
     boxes = [("big", 1, plan.big), ("ten", 2, plan.ten)] + \
         [(u, 10 + i, plan.mix_msgs) for i, u in enumerate(users["mix"])]
+    t = time.time()
+    chunks = []
     for user, seed, n in boxes:
-        t1 = time.time()
-        fn(user, seed, n, progress=lambda k, u=user, n=n: log(
-            "  sealmail fill %s: %d/%d (%.0f msgs/s)" % (u, k, n, k / (time.time() - t1))))
-    s_time = time.time() - t
-    kind, val = q.get()
-    p.join()
-    if kind != "ok":
-        raise RuntimeError("dovecot fill failed: " + val)
-    return s_time, val
+        for s in range(0, n, 2000):
+            chunks.append((dv.peer.maildir(user), dv.peer.mail_uid, dv.peer.mail_gid,
+                           seed, s, min(n, s + 2000)))
+    with mp.get_context("fork").Pool(2) as pool:
+        done = 0
+        for k in pool.starmap(servers.write_maildir, chunks, chunksize=1):
+            done += k
+    for user, _, _ in boxes:
+        dv.chown_home(user)
+    d_time = time.time() - t
+    log("  dovecot Maildirs written: %d messages (%.0fs)" % (done, d_time))
+    t = time.time()
+    if method == "import":
+        from concurrent.futures import ThreadPoolExecutor
+        # two imports at a time (sealing runs in parallel, LMDB serialises commits)
+        with ThreadPoolExecutor(2) as ex:
+            outs = list(ex.map(lambda b: sm.fill_import(b[0], dv.peer.maildir(b[0])),
+                               boxes))
+        for o in outs[:2]:
+            log("  " + o.splitlines()[-1] if o else "  (import printed nothing)")
+    else:
+        fn = {"append": sm.fill_append, "lmtp": sm.fill_lmtp,
+              "deliver": sm.fill_deliver}[method]
+        for user, seed, n in boxes:
+            t1 = time.time()
+            fn(user, seed, n, progress=lambda k, u=user, n=n, t1=t1: log(
+                "  sealmail fill %s: %d/%d (%.0f msgs/s)" % (u, k, n,
+                                                            k / (time.time() - t1))))
+    return time.time() - t, d_time
 
 
 def measure_limits(plan, build_dir, probe, argon2, datadir):
@@ -380,9 +381,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=0)
     ap.add_argument("--only", default="", help="comma-separated workload names")
     ap.add_argument("--skip", default="", help="comma-separated workload names")
-    ap.add_argument("--fill", default="auto", choices=["auto", "append", "lmtp", "deliver"],
-                    help="how sealmail is filled (auto: LMTP when its listener answers, "
-                    "else IMAP APPEND)")
+    ap.add_argument("--fill", default="import",
+                    choices=["import", "append", "lmtp", "deliver"],
+                    help="how sealmail is filled (default: sealmail-vault import of the "
+                    "Maildir written for Dovecot)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--probe", default="", help="bench/limits.c binary")
     ap.add_argument("--keep", action="store_true", help="keep the servers' directories")
@@ -433,7 +435,8 @@ def main():
         dv0 = servers.DovecotServer("dovecot-sc0", users["win"] + users["first"] + ["app"],
                                     service_count=0)
         sm = servers.SealmailServer("sealmail", users["single"], args.build, argon2,
-                                    extra_conf={"durable": "no"})
+                                    extra_conf={} if args.fill == "import"
+                                    else {"durable": "no"})
         log("servers up: %s | %s | %s" % (sm.describe(), dv.describe(), dv0.describe()))
         prod = [u for k in ("mix", "win", "first", "conn") for u in users[k]]
         sm.add_users(prod)
@@ -450,26 +453,28 @@ def main():
 
         # -- fill ----------------------------------------------------------------------
         method = args.fill
-        if method == "auto":
-            method = "lmtp" if sm.lmtp_ready() else "append"
         t = time.time()
         log("fill: %d + %d + %d x %d messages; sealmail via %s (durable = no for the fill "
-            "only), Dovecot Maildir files written directly" % (
+            "only), Dovecot: Maildir files written directly" % (
                 plan.big, plan.ten, len(users["mix"]), plan.mix_msgs, method))
         s_fill, d_fill = fill(sm, dv, plan, users, method)
         meta["fill"] = {"sealmail_method": method, "sealmail_s": round(s_fill, 1),
                         "dovecot_s": round(d_fill, 1),
                         "messages": plan.big + plan.ten + len(users["mix"]) * plan.mix_msgs}
-        if method == "append":
-            meta["notes"].append(
-                "sealmail was filled by IMAP APPEND (its LMTP listener was not serving and "
-                "sealmail-vault deliver costs a process per message): its messages were "
-                "sealed by the session, so its first SELECT of the 100k mailbox does not "
-                "include the adoption (re-wrap) of newly delivered mail, while Dovecot's "
-                "first SELECT includes indexing the Maildir")
+        meta["notes"].append({
+            "import": "sealmail was filled by `sealmail-vault import --maildir` of the very "
+                      "Maildir written for Dovecot (durable = no for the fill only): its "
+                      "first SELECT opens mail sealed with the user's keys at import; "
+                      "Dovecot's first SELECT includes indexing the Maildir",
+            "append": "sealmail was filled by IMAP APPEND (durable = no for the fill only)",
+            "lmtp": "sealmail was filled through its LMTP listener (durable = no for the "
+                    "fill only): its first SELECT adopts (re-wraps) delivered mail",
+            "deliver": "sealmail was filled by sealmail-vault deliver (durable = no for the "
+                       "fill only): its first SELECT adopts (re-wraps) delivered mail"}[method])
         log("fill done: sealmail %.0fs, dovecot %.0fs" % (s_fill, d_fill))
-        sm.restart(durable="yes")
-        log("sealmail restarted with durable = yes: %s" % sm.describe())
+        if method != "import":
+            sm.restart(durable="yes")
+            log("sealmail restarted with durable = yes: %s" % sm.describe())
 
         # -- SELECT of the 100k mailbox, first (once: Dovecot indexes, sealmail opens) --
         servers_ab = [sm, dv]
@@ -484,8 +489,7 @@ def main():
 
         # -- open unlock windows (sealmail) and index the other mailboxes (both) -------
         t = time.time()
-        for u in users["single"] + users["mix"] + users["win"]:
-            sm.unlock(u)
+        sm.unlock_all(users["single"] + users["mix"] + users["win"])
         for srv in servers_ab:
             for u in ["ten"] + users["mix"]:
                 W.select(srv, u, plan.ten if u == "ten" else plan.mix_msgs, Meter(srv.pid()))
@@ -547,31 +551,36 @@ def main():
                         srv, "big", plan.big, m), results, rnd)
 
         # -- connections ---------------------------------------------------------------
+        settle = 0.5 if plan.smoke else 2.0
         if want("idle_conn_1k"):
+            # memory before: sealmail's session processes of these users are part of
+            # what their connections cost, so the base is taken before they exist
+            bases = {srv.label: proc.memory(srv.pid()) for srv in servers_ab}
             t = time.time()
-            for u in users["conn"]:
-                sm.unlock(u)
+            sm.unlock_all(users["conn"])
             log("conn users unlocked (%.0fs)" % (time.time() - t))
             for srv in servers_ab:
                 run_one("idle_conn_1k", srv, lambda m, srv=srv: W.connections(
                     srv, users["conn"], plan.conn_per_user, plan.conn_target,
-                    plan.conn_seconds, m), results, 0)
-                time.sleep(0.5 if plan.smoke else 3)
+                    plan.conn_seconds, m, base=bases[srv.label], settle=settle),
+                    results, 0)
+                time.sleep(settle)
         if want("hold_10k"):
             meta["notes"].append(
                 "hold_10k users are enrolled at OWASP-minimum Argon2id (%d KiB, t=%d) so "
-                "that %d logins fit the time bound; login cost at the production "
-                "parameters is measured by login_first/login_window" % (
-                    hold_argon2[0], hold_argon2[1], plan.hold_target))
+                "that up to %d logins fit the time bound (%ds per server); login cost at "
+                "the production parameters is measured by login_first/login_window" % (
+                    hold_argon2[0], hold_argon2[1], plan.hold_target, plan.hold_seconds))
+            bases = {srv.label: proc.memory(srv.pid()) for srv in servers_ab}
             t = time.time()
-            for u in users["hold"]:
-                sm.unlock(u)
+            sm.unlock_all(users["hold"])
             log("hold users unlocked (%.0fs)" % (time.time() - t))
             for srv in servers_ab:
                 run_one("hold_10k", srv, lambda m, srv=srv: W.connections(
                     srv, users["hold"], plan.hold_per_user, plan.hold_target,
-                    plan.hold_seconds, m, workers=2 if plan.smoke else 10), results, 0)
-                time.sleep(0.5 if plan.smoke else 3)
+                    plan.hold_seconds, m, workers=2 if plan.smoke else 10,
+                    base=bases[srv.label], settle=settle), results, 0)
+                time.sleep(settle)
     except KeyboardInterrupt:
         log("interrupted")
         code = 130

@@ -23,7 +23,7 @@ def _data(rows):
             if r.get("target") is not None:
                 label += " (%s)" % r["status"]
             out.append((label, r["ratio"]))
-    return out
+    return out[::-1]   # gnuplot draws from the bottom: first workload on top
 
 
 def _gnuplot(data, png, title):

@@ -121,6 +121,9 @@ class DovecotServer(Server):
     def unlock(self, user):
         pass
 
+    def unlock_all(self, users, parallel=4):
+        pass
+
     def stop(self):
         self.peer.stop()
 
@@ -135,29 +138,14 @@ class DovecotServer(Server):
             if self.service_count == 0 else "default login service (service_count = 1)")
 
     # -- fill: Maildir files written directly; Dovecot indexes them on first SELECT ----
-    def fill_maildir(self, user, seed, n, progress=None):
-        md = self.peer.maildir(user)
-        for sub in ("cur", "new", "tmp"):
-            os.makedirs(os.path.join(md, sub), exist_ok=True)
-        uid, gid = self.peer.mail_uid, self.peer.mail_gid
-        base = int(time.time()) - n - 86400
-        cur = os.path.join(md, "cur")
-        for i in range(n):
-            m = mailgen.message(seed, i)
-            # <time>.M<usec>P<pid>.<host>,S=<size>,W=<virtual size>:2, : sorts in i order
-            name = "%d.M%06dP%d.bench,S=%d,W=%d:2," % (base + i, i % 1000000, 1000 + seed,
-                                                         len(m), len(m))
-            p = os.path.join(cur, name)
-            with open(p, "wb") as f:
-                f.write(m)
-            os.utime(p, (base + i, base + i))
-            if os.getuid() == 0:
-                os.chown(p, uid, gid)
-            if progress and i % 5000 == 4999:
-                progress(i + 1)
+    def fill_maildir(self, user, seed, start, end):
+        write_maildir(self.peer.maildir(user), self.peer.mail_uid, self.peer.mail_gid,
+                      seed, start, end)
+
+    def chown_home(self, user):
         if os.getuid() == 0:
             for dp, dns, fns in os.walk(self.peer.home(user)):
-                os.chown(dp, uid, gid)
+                os.chown(dp, self.peer.mail_uid, self.peer.mail_gid)
 
 
 class SealmailServer(Server):
@@ -215,6 +203,11 @@ class SealmailServer(Server):
         c.logout()
         self.unlocked.add(user)
 
+    def unlock_all(self, users, parallel=4):
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(parallel) as ex:
+            list(ex.map(self.unlock, users))
+
     def stop(self):
         self.peer.stop()
 
@@ -247,6 +240,34 @@ class SealmailServer(Server):
         finally:
             c.close()
 
+    def fill_import(self, user, maildir):
+        """`sealmail-vault import USER --maildir DIR` (the migration path) with a copy
+        of the config that says durable = no: for the fill phase only."""
+        conf = self.peer.conf + ".fill"
+        with open(self.peer.conf) as f:
+            text = sealmail.set_conf(f.read(), "durable", "no")
+        with open(conf, "w") as f:
+            f.write(text)
+        r, w = os.pipe()
+        try:
+            os.write(w, (self.full_password(user) + "\n").encode())
+            os.close(w)
+            w = -1
+            p = subprocess.run([self.peer.prog["vault"], "-c", conf, "import", user,
+                                "--maildir", maildir, "--passphrase-fd", str(r)],
+                               pass_fds=(r,), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=3600)
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+        if p.returncode != 0:
+            raise RuntimeError("sealmail-vault import %s: exit %d: %s%s" % (
+                user, p.returncode, p.stdout.decode(errors="replace")[-500:],
+                p.stderr.decode(errors="replace")[-1500:]))
+        return p.stdout.decode(errors="replace").strip()
+
     def fill_lmtp(self, user, seed, n, progress=None):
         with smtplib.LMTP(self.host, self.lmtp_port, timeout=120) as s:
             for i in range(n):
@@ -262,6 +283,28 @@ class SealmailServer(Server):
             self.peer.deliver(user, mailgen.message(seed, i), via="lda")
             if progress and i % 1000 == 999:
                 progress(i + 1)
+
+
+def write_maildir(md, uid, gid, seed, start, end, base_time=1704067200):
+    """Writes messages start..end-1 of mailbox `seed` as Maildir files in md/cur (no
+    flags); file names and mtimes (the internal date) grow with the index, so Dovecot
+    and an importer order them alike."""
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(md, sub), exist_ok=True)
+    cur = os.path.join(md, "cur")
+    for i in range(start, end):
+        m = mailgen.message(seed, i)
+        t = base_time + i
+        # <time>.M<usec>P<pid>.<host>,S=<size>,W=<virtual size>:2,
+        name = "%d.M%06dP%d.bench,S=%d,W=%d:2," % (t, i % 1000000, 1000 + seed,
+                                                     len(m), len(m))
+        p = os.path.join(cur, name)
+        with open(p, "wb") as f:
+            f.write(m)
+        os.utime(p, (t, t))
+        if os.getuid() == 0:
+            os.chown(p, uid, gid)
+    return end - start
 
 
 _DV = None

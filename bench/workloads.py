@@ -453,12 +453,13 @@ def _hold(phase, state, host, port, creds, deadline, mem_floor, counter, release
 
 
 def connections(srv, users, per_user, target, seconds, meter, workers=8,
-                mem_floor=3 << 30):
+                mem_floor=3 << 30, base=None, settle=2.0):
     """Opens up to `target` authenticated connections (per_user for each user, users in
     turn), bounded by `seconds` and by the machine's free memory (stops when
     MemAvailable < mem_floor); measures the server's memory while all are held idle.
     Returns held, the establish time, and Pss/Rss per connection (the increase of the
-    server's process tree over its idle state, divided by connections held)."""
+    server's process tree over `base` - its memory before these users' sessions were
+    opened, when given - divided by the connections held)."""
     creds = []
     for k in range(per_user):
         for u in users:
@@ -469,7 +470,8 @@ def connections(srv, users, per_user, target, seconds, meter, workers=8,
     release = ctx.Event()
     deadline = time.time() + seconds
     shares = [creds[i::workers] for i in range(workers)]
-    base = proc.memory(srv.pid())
+    if base is None:
+        base = proc.memory(srv.pid())
     args = [(srv.host, srv.imap_port, s, deadline, mem_floor, counter, release)
             for s in shares if s]
     ready_q, out_q, go = ctx.Queue(), ctx.Queue(), ctx.Event()
@@ -497,7 +499,7 @@ def connections(srv, users, per_user, target, seconds, meter, workers=8,
                 still = 0
         last = v
     establish = meter.elapsed()
-    time.sleep(2)   # let login processes finish handing over
+    time.sleep(settle)   # let login processes finish handing over
     held = counter.value
     mem = proc.memory(srv.pid())
     meter.stop()

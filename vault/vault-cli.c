@@ -705,7 +705,7 @@ static int cmd_rewrap(struct ctx *c)
 	if (session_open(c, c->args[0], &s) < 0)
 		goto out;
 	do {
-		if ((r = vault_rewrap_tick(s.v, s.keys, 1000, &done)) < 0) {
+		if ((r = vault_rewrap_tick(s.v, s.keys, 200, &done)) < 0) {
 			cli_err("re-wrap of %s stopped after %" PRIu64 " data keys: %s", c->args[0],
 			    total, cli_strerror(r));
 			goto out;
