@@ -11,8 +11,8 @@
  *
  * Resuming: every source message has an identity, a hash of (format, target mailbox,
  * Maildir unique name or mbox position, content hash). In the transaction that
- * appends the message, vault_import_mark records a keyed tag of that identity (a
- * KDF of the user's master key: nothing about the source is readable on disk). A
+ * appends the message, vault_import_mark records a keyed tag of that identity (keyed
+ * with a KDF of the user's master key: nothing about the source is readable on disk). A
  * re-run skips what is marked, so an import killed at any point and run again ends
  * with every message exactly once: a batch is committed with its marks or not at all. */
 #include <dirent.h>
@@ -711,6 +711,8 @@ static int resolve_folder(struct vault_txn *t, struct import_source *s, struct f
 
 static int batch_txn(struct import_source *s, struct vault_txn *t)
 {
+	uint8_t idents[BATCH_MSGS][CRYPTO_HASH_BYTES];
+	bool already[BATCH_MSGS];
 	struct vault_msg_meta meta;
 	int r;
 
@@ -718,17 +720,18 @@ static int batch_txn(struct import_source *s, struct vault_txn *t)
 		s->folders[i].txn_mbox_id = s->folders[i].mbox_id;
 		s->folders[i].txn_created = false;
 	}
+	for (size_t i = 0; i < s->nbatch; i++)
+		memcpy(idents[i], s->batch[i].ident, CRYPTO_HASH_BYTES);
+	/* Marked in this transaction: committed with the messages, or not at all. */
+	if ((r = vault_import_mark(t, s->k, &idents[0][0], CRYPTO_HASH_BYTES, s->nbatch,
+	    already)) < 0)
+		return r;
 	for (size_t i = 0; i < s->nbatch; i++) {
 		struct pending *p = &s->batch[i];
 		struct folder *f = &s->folders[p->folder];
 
-		p->skipped = false;
-		if ((r = vault_import_seen(t, s->k, p->ident, sizeof(p->ident))) < 0)
-			return r;
-		if (r == 1) {
-			p->skipped = true;
+		if ((p->skipped = already[i]))
 			continue;
-		}
 		if ((r = resolve_folder(t, s, f)) < 0)
 			return r;
 		memset(&meta, 0, sizeof(meta));
@@ -739,8 +742,6 @@ static int batch_txn(struct import_source *s, struct vault_txn *t)
 		meta.internal_tz = p->tz;
 		if ((r = vault_msg_append(t, s->k, f->txn_mbox_id, s->arena->d + p->off, p->len,
 		    &meta, NULL)) < 0)
-			return r;
-		if ((r = vault_import_mark(t, s->k, p->ident, sizeof(p->ident))) < 0)
 			return r;
 	}
 	return 0;

@@ -363,15 +363,16 @@ int vault_crlf_write(struct vault_crlf *state, const uint8_t *p, size_t n,
 
 /* ---- Import progress (session) -----------------------------------------------------
  * Which source messages an import already stored, so that an interrupted import
- * resumes without duplicates. ident: the caller's identity of a source message (1 to
- * 1024 bytes, e.g. a hash of target folder, file name and content). Only a keyed tag
- * of it is stored (KDF of the user's master key: nothing about the source can be read
- * or confirmed without the user's keys). Mark in the same write transaction as the
- * vault_msg_append, so that a crash keeps both or neither. */
-int vault_import_seen(struct vault_txn *t, const struct vault_keys *k, const uint8_t *ident,
-    size_t len);		/* 1 marked, 0 not, -errno */
-int vault_import_mark(struct vault_txn *t, const struct vault_keys *k, const uint8_t *ident,
-    size_t len);
+ * resumes without duplicates. An identity is the caller's name for a source message
+ * (ident_len bytes, 16 to 64, e.g. a hash of target folder, file name and content).
+ * Only a keyed tag of it is stored (keyed with a KDF of the user's master key:
+ * nothing about the source can be read or confirmed without the user's keys).
+ * For each of the n identities at idents (packed): already[i] = true if it was marked
+ * before (or appears earlier in idents), else false and it is marked now. Call it in
+ * the write transaction that appends the messages that were not there already, so
+ * that a crash keeps both or neither. 0 or -errno. */
+int vault_import_mark(struct vault_txn *t, const struct vault_keys *k, const uint8_t *idents,
+    size_t ident_len, size_t n, bool *already);
 
 /* ---- Integrity, backup, stats (no key) ------------------------------------------- */
 /* Checks every record's ciphertext hash; calls report for each broken one. Returns
