@@ -128,6 +128,7 @@ static struct master {
 	size_t nsessions, capsessions;
 	struct fail_rec *fails;
 	int sigfd;
+	pid_t pid;
 	bool stopping;
 } M = { .sigfd = -1 };
 
@@ -167,7 +168,7 @@ void proc_close_fds_except(const int *keep, size_t n)
 	(void)close_range(lo, ~0u, 0);
 }
 
-void proc_child_reset(void)
+void proc_child_reset(pid_t parent)
 {
 	sigset_t all;
 	struct sigaction sa;
@@ -182,7 +183,7 @@ void proc_child_reset(void)
 	sigemptyset(&all);
 	(void)sigprocmask(SIG_SETMASK, &all, NULL);
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-	if (getppid() == 1)	/* the master died between fork and prctl */
+	if (getppid() != parent)	/* the master died between fork and prctl */
 		_exit(1);
 }
 
@@ -517,7 +518,7 @@ static struct session_rec *session_fork(uint32_t user_id, const char *name)
 		char uname[128];
 
 		snprintf(uname, sizeof(uname), "%s", name);
-		proc_child_reset();
+		proc_child_reset(M.pid);
 		proc_close_fds_except(&sp[1], 1);
 		/* The session never speaks TLS: drop the server key from its memory. */
 		tls_ctx_free(&M.ctx);
@@ -740,7 +741,7 @@ static void accept_one(struct listener *lst)
 	}
 	if (pid == 0) {
 		int keep[2] = { fd, sp[1] };
-		proc_child_reset();
+		proc_child_reset(M.pid);
 		proc_close_fds_except(keep, 2);
 		free(M.logins);
 		free(M.sessions);
@@ -956,6 +957,7 @@ int server_run(const char *path)
 
 	proc_set_name(PROC_NAME_MASTER);
 	log_set_ident("imapd-master");
+	M.pid = getpid();
 	if (snprintf(M.config_path, sizeof(M.config_path), "%s", path) >=
 	    (int)sizeof(M.config_path)) {
 		fprintf(stderr, "sealmail-imapd: config path too long\n");

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 #include <openssl/ssl.h>
 #include "vault-config.h"
 
@@ -40,8 +41,8 @@ void proc_set_name(const char *name);
 /* Closes every fd >= 3 except those listed. */
 void proc_close_fds_except(const int *keep, size_t n);
 /* Child side after fork: default signal dispositions, empty mask, die with the
- * master (PR_SET_PDEATHSIG). */
-void proc_child_reset(void);
+ * master (PR_SET_PDEATHSIG); exits if parent (the master's pid) is already gone. */
+void proc_child_reset(pid_t parent);
 /* The pre-login failure delay for the n-th failure (n >= 1): 0.5 s * 2^(n-1), capped
  * at 15 s, in milliseconds. */
 unsigned login_fail_delay_ms(unsigned n);
