@@ -388,6 +388,17 @@ def t_tls_versions(srv):
         cipher = c.sock.cipher()[0]
         check("GCM" in cipher or "CHACHA20" in cipher, "non-AEAD cipher %s" % cipher)
         c.logout()
+    # TLS 1.2 without forward secrecy (RSA key exchange) or without AEAD (CBC): refused
+    for suite in ("AES256-GCM-SHA384", "ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES256-SHA384"):
+        ctx = client_ctx(ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2)
+        ctx.set_ciphers(suite)
+        try:
+            c = imaplib.IMAP4_SSL("127.0.0.1", srv.imaps_port, ssl_context=ctx)
+            c.logout()
+            raise AssertionError("TLS 1.2 suite %s was accepted" % suite)
+        except (ssl.SSLError, ConnectionError, OSError, imaplib.IMAP4.abort) as e:
+            if isinstance(e, AssertionError):
+                raise
     ctx = client_ctx(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1)
     try:
         ctx.set_ciphers("ALL:@SECLEVEL=0")
