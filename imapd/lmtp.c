@@ -330,17 +330,32 @@ static void cmd_mail(struct lmtp_session *s, const char *arg)
 	reply(s, "250 2.1.0 Ok");
 }
 
+#define NCAND 6
+
+static void add_cand(char cand[NCAND][LMTP_PATH_MAX], size_t *nc, const char *s, size_t n)
+{
+	if (n == 0 || n >= LMTP_PATH_MAX || *nc >= NCAND)
+		return;
+	for (size_t i = 0; i < *nc; i++)
+		if (strlen(cand[i]) == n && memcmp(cand[i], s, n) == 0)
+			return;
+	memcpy(cand[*nc], s, n);
+	cand[*nc][n] = '\0';
+	(*nc)++;
+}
+
 /* Finds the vault user for a recipient address: the whole address (user names may
  * be addresses), else its local part (the domain is not checked: the MTA decided to
- * hand the mail to us), else the local part without a "+detail" extension.
+ * hand the mail to us), else the local part without a "+detail" extension; each
+ * also lower-cased (MTAs keep the case the sender typed).
  * 0 with user filled, VAULT_ERR_NOUSER, or another -errno (storage). */
 static int resolve_user(struct vault *v, const char *addr, char *user, size_t usersz)
 {
 	struct vault_txn *t = NULL;
 	struct vault_user_info ui;
-	char cand[3][LMTP_PATH_MAX];
-	size_t nc = 0, ll;
-	const char *at = NULL;
+	char cand[NCAND][LMTP_PATH_MAX], local[LMTP_PATH_MAX], low[LMTP_PATH_MAX];
+	size_t nc = 0, ll, k = 0, n0;
+	const char *at = NULL, *plus;
 	bool quoted = false;
 	int r;
 
@@ -354,34 +369,34 @@ static int resolve_user(struct vault *v, const char *addr, char *user, size_t us
 		else if (*p == '@' && !quoted)
 			at = p;
 	}
-	snprintf(cand[nc++], LMTP_PATH_MAX, "%s", addr);
+	add_cand(cand, &nc, addr, strlen(addr));
+	/* the local part, unquoted */
 	ll = at ? (size_t)(at - addr) : strlen(addr);
-	{
-		/* the local part, unquoted */
-		char *o = cand[nc];
-		size_t k = 0;
+	for (size_t i = 0; i < ll && k + 1 < sizeof(local); i++) {
+		if (addr[i] == '"')
+			continue;
+		if (addr[i] == '\\' && i + 1 < ll)
+			i++;
+		local[k++] = addr[i];
+	}
+	local[k] = '\0';
+	add_cand(cand, &nc, local, k);
+	if ((plus = strchr(local, '+')) != NULL)
+		add_cand(cand, &nc, local, (size_t)(plus - local));
+	n0 = nc;
+	for (size_t i = 0; i < n0; i++) {
+		size_t n = strlen(cand[i]);
 
-		for (size_t i = 0; i < ll && k + 1 < LMTP_PATH_MAX; i++) {
-			if (addr[i] == '"')
-				continue;
-			if (addr[i] == '\\' && i + 1 < ll)
-				i++;
-			o[k++] = addr[i];
-		}
-		o[k] = '\0';
-		if (k > 0 && strcmp(o, cand[0]) != 0)
-			nc++;
-		char *plus = strchr(o, '+');
-		if (plus != NULL && plus != o) {
-			snprintf(cand[nc], LMTP_PATH_MAX, "%.*s", (int)(plus - o), o);
-			nc++;
-		}
+		for (size_t j = 0; j <= n; j++)
+			low[j] = (cand[i][j] >= 'A' && cand[i][j] <= 'Z') ?
+			    (char)(cand[i][j] - 'A' + 'a') : cand[i][j];
+		add_cand(cand, &nc, low, n);
 	}
 	if ((r = vault_txn_begin(v, false, &t)) < 0)
 		return r;
 	r = VAULT_ERR_NOUSER;
 	for (size_t i = 0; i < nc && r == VAULT_ERR_NOUSER; i++) {
-		if (cand[i][0] == '\0' || strlen(cand[i]) >= sizeof(ui.name))
+		if (strlen(cand[i]) >= sizeof(ui.name))
 			continue;
 		if ((r = vault_user_get(t, cand[i], &ui)) == 0)
 			snprintf(user, usersz, "%s", ui.name);

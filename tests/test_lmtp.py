@@ -359,6 +359,19 @@ def t_recipients_one_unknown(env):
         check_delivered(v, u, uids[0], MSG, "", rcpt)
 
 
+def t_address_forms(env):
+    c = Conn(env.srv)
+    c.expect("LHLO forms.test", 250)
+    c.expect("MAIL FROM:<@relay.example:s@example.org>", 250)
+    for rcpt in ("<ALICE@Example.TEST>", '<"alice"@x>', "<bob+z>", "<Bob+Z@x>",
+                 "<@r1,@r2:carol@x>", "alice", "<carol>"):
+        c.expect("RCPT TO:%s" % rcpt, 250)
+    for rcpt in ("<alice.x@y>", "<+alice@y>", '<"alice@x">'):
+        c.expect("RCPT TO:%s" % rcpt, 550)
+    c.expect("RSET", 250)
+    c.expect("QUIT", 221)
+
+
 def t_pipelining(env):
     v, srv = env.v, env.srv
     before = {u: v.inbox(u) for u in ("alice", "carol")}
@@ -744,7 +757,7 @@ def main():
     try:
         srv = Server(v, max_message_size=max_size)
         env = Env(bins, v, srv, max_size)
-        tests = [t_greeting_and_lhlo, t_smtplib_single, t_recipients_one_unknown,
+        tests = [t_greeting_and_lhlo, t_smtplib_single, t_recipients_one_unknown, t_address_forms,
                  t_pipelining, t_dot_stuffing, t_bdat, t_bare_lf, t_errors, t_disconnect_mid_data,
                  t_over_size, t_big_message, t_swaks, t_unix_socket, t_vault_full]
         for t in tests:
