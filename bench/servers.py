@@ -154,7 +154,7 @@ class SealmailServer(Server):
     def __init__(self, label, users, build, argon2, extra_conf=None):
         super().__init__(label)
         self.argon2 = argon2
-        conf = {"max_connections": "12000"}
+        conf = {"max_connections": "12000"}   # 10,000 held + the other workloads' users
         conf.update(extra_conf or {})
         self.peer = sealmail.Sealmail(users=users, build=build, mode="imapd",
                                       argon2_memory=argon2[0], argon2_passes=argon2[1],
@@ -175,10 +175,11 @@ class SealmailServer(Server):
             t = sealmail.set_conf(t, "argon2_passes", str(argon2[1]))
             with open(conf, "w") as f:
                 f.write(t)
+        ex = ThreadPoolExecutor(parallel)
         try:
-            with ThreadPoolExecutor(parallel) as ex:
-                list(ex.map(lambda u: self.peer.add_user(u, "pass phrase of " + u), users))
+            list(ex.map(lambda u: self.peer.add_user(u, "pass phrase of " + u), users))
         finally:
+            ex.shutdown(wait=True, cancel_futures=True)   # an interrupt stops the queue
             if argon2:
                 with open(conf, "w") as f:
                     f.write(orig)
@@ -205,8 +206,11 @@ class SealmailServer(Server):
 
     def unlock_all(self, users, parallel=4):
         from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(parallel) as ex:
+        ex = ThreadPoolExecutor(parallel)
+        try:
             list(ex.map(self.unlock, users))
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
 
     def stop(self):
         self.peer.stop()
