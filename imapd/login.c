@@ -409,9 +409,10 @@ static int attach_once(struct login *l, const struct vault_login *lg, const char
 	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
 		goto detach;
 	r = r < 0 ? 0 : read_byte(sp[0], &b, now_ms() + VERDICT_TIMEOUT_MS);
-	if (r == 0) {
-		/* EOF before a verdict: the session was exiting when the master handed it
-		 * this connection. Ask again (the master starts a new session). */
+	if (r == 0 || r == -ECONNRESET || r == -EPIPE) {
+		/* Closed before a verdict (ECONNRESET: closed with our frame unread): the
+		 * session was exiting when the master handed it this connection. Ask again;
+		 * the master's send to it fails now and it starts a new session. */
 		st = 0;
 		goto detach;
 	}

@@ -320,6 +320,10 @@ void session_main(const struct vault_config *cfg, uint32_t user_id, const char *
 	struct pollfd *pfd = NULL;
 	size_t cappfd = 0;
 	int64_t last_tick = 0, start = mono_ms();
+	/* Test hook (tests/test_imapd.py): pause between deciding to exit and closing
+	 * the control socket, so that a connection reliably races with the exit. */
+	const char *delay_env = getenv("SEALMAIL_TEST_SESSION_EXIT_DELAY_MS");
+	int exit_delay_ms = delay_env ? atoi(delay_env) : 0;
 	struct sigaction sa;
 	int r;
 
@@ -368,6 +372,8 @@ void session_main(const struct vault_config *cfg, uint32_t user_id, const char *
 			ctl_read();
 		if (S.nclients == 0 && S.npend == 0 && (S.ctl < 0 || !window_open(now)) &&
 		    (S.started || t > start + PENDING_TIMEOUT_MS)) {
+			if (exit_delay_ms > 0)	/* test hook: widen the exit race */
+				(void)poll(NULL, 0, exit_delay_ms);
 			ctl_close();
 			if (S.npend == 0)
 				break;

@@ -215,7 +215,7 @@ class Server:
                 if "in use" not in str(e) or attempt == 2:
                     raise
 
-    def _start(self, vault, **settings):
+    def _start(self, vault, _env=None, **settings):
         self.v = vault
         self.imap_port, self.imaps_port = free_port(), free_port()
         self.conf = os.path.join(vault.tmp, "imapd-%d.conf" % self.imap_port)
@@ -234,7 +234,7 @@ class Server:
         check("tls_cert" in s and "tls_key" in s, "vault init wrote no tls_cert/tls_key")
         if IS_ROOT:
             s["run_user"] = RUN_USER
-        s.update({k: str(v) for k, v in settings.items()})
+        s.update({k: str(v) for k, v in settings.items() if k != "_env"})
         set_config(self.conf, s)
         if IS_ROOT:     # SIGHUP re-reads it after the privilege drop
             subprocess.run(["chown", RUN_USER + ":", self.conf], check=True)
@@ -242,8 +242,10 @@ class Server:
         self.key = s["tls_key"]
         self.log = os.path.join(vault.tmp, "imapd-%d.log" % self.imap_port)
         self.logf = open(self.log, "wb")
+        env = dict(os.environ)
+        env.update(_env or {})
         self.p = subprocess.Popen([vault.imapd, "-c", self.conf], stdout=self.logf,
-                                  stderr=subprocess.STDOUT)
+                                  stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 15
         while time.time() < deadline:
             check(self.p.poll() is None, "server exited: " + self.log_text())
@@ -834,6 +836,27 @@ def t_session_exit_race(srv):
     check(len(pids) <= 1, "several live sessions for bob: %r" % pids)
 
 
+def t_session_exit_race_forced(srv):
+    """The session pauses 4 s between deciding to exit and closing its control
+    socket (test hook): a login in that gap is queued to the exiting session, which
+    drops it unanswered; the login process asks again and the master, whose send now
+    fails, starts a new session."""
+    c = srv.imaps("bob")
+    old = srv.session_pids("bob")
+    c.logout()
+    time.sleep(1.5)         # window (1 s) over: the session is in its exit pause
+    t0 = time.time()
+    c = srv.imaps("bob")
+    typ, _ = c.select("INBOX")
+    check(typ == "OK", "login during the session's exit")
+    new = srv.session_pids("bob")
+    check(len(new) == 1 and new != old, "sessions before %r after %r" % (old, new))
+    c.logout()
+    log = srv.log_text()
+    check("no longer accepts connections" in log, "the master did not see the exit")
+    print("     (login during the exit answered in %.2fs)" % (time.time() - t0))
+
+
 GROUPS = [
     ({}, [t_greeting_capability, t_implicit_tls_login, t_starttls,
           t_starttls_injection_discarded, t_tls_versions, t_authenticate_plain,
@@ -848,6 +871,8 @@ GROUPS = [
     ({"unlock_window": "0", "max_user_connections": "2"},
      [t_window_disabled, t_user_connection_limit]),
     ({"unlock_window": "1s"}, [t_session_exit_race]),
+    ({"unlock_window": "1s", "_env": {"SEALMAIL_TEST_SESSION_EXIT_DELAY_MS": "4000"}},
+     [t_session_exit_race_forced]),
 ]
 
 
@@ -864,7 +889,7 @@ def main():
             tests = [t for t in tests if not only or any(o in t.__name__ for o in only)]
             if not tests:
                 continue
-            srv = Server(v, **settings)
+            srv = Server(v, **settings)     # "_env": extra environment
             try:
                 for t in tests:
                     t0 = time.time()
