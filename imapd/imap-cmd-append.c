@@ -15,6 +15,7 @@ struct append_ctx {
 	const struct imap_append *a;
 	uint32_t mbox, uidvalidity;
 	uint32_t *uids;
+	struct sbuf **blobs;	/* cache blobs, for the session's cache after commit */
 	bool nombox;
 };
 
@@ -28,7 +29,7 @@ static bool has_bare_lf(const uint8_t *p, size_t n)
 }
 
 static int append_one(struct imap_client *c, struct vault_txn *t, struct append_ctx *ac,
-    const struct imap_append_msg *am, uint32_t *uid_out)
+    const struct imap_append_msg *am, uint32_t *uid_out, struct sbuf **blob_out)
 {
 	struct vault_msg_meta meta;
 	struct imap_mbuf norm;
@@ -63,9 +64,13 @@ static int append_one(struct imap_client *c, struct vault_txn *t, struct append_
 	if ((r = vault_msg_append(t, c->u->k, ac->mbox, data, len, &meta, uid_out)) < 0)
 		goto out;
 	/* Cache now (best effort: a failure here only costs a parse later). */
-	if (imap_msg_parse(data, len, NULL, &pm) == 0 && msg_cache_build(pm, &blob) == 0 &&
-	    vault_msg_set_cache(t, c->u->k, ac->mbox, *uid_out, blob->d, blob->len) < 0)
-		log_debug("session: cache at APPEND not stored");
+	if (imap_msg_parse(data, len, NULL, &pm) == 0 && msg_cache_build(pm, &blob) == 0) {
+		if (vault_msg_set_cache(t, c->u->k, ac->mbox, *uid_out, blob->d, blob->len) < 0)
+			log_debug("session: cache at APPEND not stored");
+		sbuf_free(blob_out);
+		*blob_out = blob;
+		blob = NULL;
+	}
 	r = 0;
 out:
 	imap_msg_free(&pm);
@@ -88,7 +93,7 @@ static int do_append(struct imap_client *c, struct vault_txn *t, struct append_c
 	ac->mbox = mb.id;
 	ac->uidvalidity = mb.uidvalidity;
 	for (size_t i = 0; i < ac->a->nmsgs; i++)
-		if ((r = append_one(c, t, ac, &ac->a->msgs[i], &ac->uids[i])) < 0)
+		if ((r = append_one(c, t, ac, &ac->a->msgs[i], &ac->uids[i], &ac->blobs[i])) < 0)
 			return r;
 	return 0;
 }
@@ -127,7 +132,8 @@ int cmd_append(struct imap_client *c, struct imap_cmd *cmd)
 	}
 	ac.name = name;
 	ac.a = a;
-	if ((ac.uids = calloc(a->nmsgs, sizeof(*ac.uids))) == NULL) {
+	if ((ac.uids = calloc(a->nmsgs, sizeof(*ac.uids))) == NULL ||
+	    (ac.blobs = calloc(a->nmsgs, sizeof(*ac.blobs))) == NULL) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -154,6 +160,12 @@ int cmd_append(struct imap_client *c, struct imap_cmd *cmd)
 			r = cmd_vault_err(c, cmd, r);
 		goto out;
 	}
+	/* Only now are the UIDs certain (an aborted APPEND would hand them out
+	 * again): the session's blob cache may learn the new messages. */
+	for (size_t i = 0; i < a->nmsgs; i++)
+		if (ac.blobs[i] != NULL)
+			blobcache_put(&c->u->bc, ac.mbox, ac.uids[i], ac.blobs[i]->d,
+			    ac.blobs[i]->len);
 	/* Connections with the mailbox selected (this one too) get EXISTS. */
 	user_refresh_all(c->u, false);
 	if ((r = view_sync(c, true)) < 0)
@@ -164,6 +176,9 @@ int cmd_append(struct imap_client *c, struct imap_cmd *cmd)
 	if (r == 0)
 		r = out_str(c, "] Append completed\r\n");
 out:
+	for (size_t i = 0; ac.blobs != NULL && i < a->nmsgs; i++)
+		sbuf_free(&ac.blobs[i]);
+	free(ac.blobs);
 	free(ac.uids);
 	imap_append_free(&a);
 	return r;

@@ -18,6 +18,81 @@
 
 #define BLOB_MAGIC "SEC"
 #define BLOB_VERSION 1
+#define BLOBCACHE_BYTES ((size_t)16 << 20)
+#define BLOBCACHE_SLOTS ((size_t)1 << 16)
+
+/* ---- in-session blob cache ------------------------------------------------------ */
+
+int blobcache_init(struct blobcache *bc)
+{
+	int r;
+
+	memset(bc, 0, sizeof(*bc));
+	if ((bc->slot = calloc(BLOBCACHE_SLOTS, sizeof(*bc->slot))) == NULL)
+		return -ENOMEM;
+	if ((r = secret_new(BLOBCACHE_BYTES, &bc->arena)) < 0) {
+		free(bc->slot);
+		bc->slot = NULL;
+		return r;
+	}
+	bc->cap = BLOBCACHE_BYTES;
+	bc->nslot = BLOBCACHE_SLOTS;
+	return 0;
+}
+
+void blobcache_free(struct blobcache *bc)
+{
+	secret_free(&bc->arena);
+	free(bc->slot);
+	memset(bc, 0, sizeof(*bc));
+}
+
+static size_t slot_of(const struct blobcache *bc, uint32_t mbox, uint32_t uid)
+{
+	uint64_t h = ((uint64_t)mbox << 32 | uid) * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h >> 32) & (bc->nslot - 1);
+}
+
+int blobcache_get(struct blobcache *bc, uint32_t mbox, uint32_t uid, const uint8_t **p,
+    size_t *len)
+{
+	const struct blobcache_slot *s;
+
+	if (bc->arena == NULL)
+		return 0;
+	s = &bc->slot[slot_of(bc, mbox, uid)];
+	/* Valid while the ring writer has not come round to it again. */
+	if (s->len == 0 || s->mbox != mbox || s->uid != uid || bc->abs - s->abs > bc->cap)
+		return 0;
+	*p = bc->arena->p + s->off;
+	*len = s->len;
+	return 1;
+}
+
+void blobcache_put(struct blobcache *bc, uint32_t mbox, uint32_t uid, const uint8_t *p,
+    size_t len)
+{
+	struct blobcache_slot *s;
+	size_t off;
+
+	if (bc->arena == NULL || len == 0 || len > bc->cap / 16)
+		return;
+	off = (size_t)(bc->abs % bc->cap);
+	if (off + len > bc->cap) {
+		/* no wrapping inside a blob: skip to the start of the arena */
+		bc->abs += bc->cap - off;
+		off = 0;
+	}
+	s = &bc->slot[slot_of(bc, mbox, uid)];
+	memcpy(bc->arena->p + off, p, len);
+	s->mbox = mbox;
+	s->uid = uid;
+	s->off = (uint32_t)off;
+	s->len = (uint32_t)len;
+	s->abs = bc->abs;
+	bc->abs += len;
+}
 
 void mcache_clear(struct mcache *mc)
 {
@@ -173,10 +248,27 @@ int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	{
+		const uint8_t *p;
+		size_t len;
+
+		/* A view into the session's arena: valid until the next put, which
+		 * only happens for another message. */
+		if (blobcache_get(&c->u->bc, mbox, uid, &p, &len) == 1) {
+			sbuf_from(&out->view, p, len);
+			out->blob = &out->view;
+			out->borrowed = true;
+			if (blob_parse(out) == 0)
+				return 0;
+			memset(out, 0, sizeof(*out));
+		}
+	}
 	r = vault_msg_get_cache(t, c->u->k, mbox, uid, &out->blob);
 	if (r == 0) {
-		if (blob_parse(out) == 0)
+		if (blob_parse(out) == 0) {
+			blobcache_put(&c->u->bc, mbox, uid, out->blob->d, out->blob->len);
 			return 0;
+		}
 		/* Unreadable (an older format): rebuild it. */
 		sbuf_free(&out->blob);
 	} else if (r != -ENOENT) {
@@ -193,6 +285,7 @@ int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32
 		mcache_clear(out);
 		return r;
 	}
+	blobcache_put(&c->u->bc, mbox, uid, out->blob->d, out->blob->len);
 	/* Queue it for writing (the vault seals it); the pending list owns it from
 	 * now on and outlives this view of it (freed after the batch). */
 	if (pend != NULL && pending_add(pend, uid, out->blob) == 0)

@@ -155,6 +155,22 @@ struct imap_client {
 	bool toobig_sent;
 };
 
+/* Decrypted cache blobs kept in the session (one secure arena, written as a ring;
+ * a direct-mapped table finds them). Reading a blob from the vault costs an AEAD
+ * open plus secure allocations; clients re-read headers often (SEARCH, re-sync). */
+struct blobcache_slot {
+	uint32_t mbox, uid;
+	uint32_t off, len;		/* in the arena */
+	uint64_t abs;			/* absolute write position when stored */
+};
+struct blobcache {
+	struct secret *arena;
+	size_t cap;
+	uint64_t abs;			/* bytes ever written (with skips) */
+	struct blobcache_slot *slot;
+	size_t nslot;			/* power of two */
+};
+
 struct imap_user {
 	struct vault *v;
 	struct vault_keys *k;
@@ -165,6 +181,8 @@ struct imap_user {
 	size_t nclients;
 	unsigned next_client_id;
 	struct mbox_state *states;
+	struct blobcache bc;
+	time_t last_keys_refresh;
 };
 
 /* ---- output (imap-engine-out.c) --------------------------------------------- */
@@ -285,7 +303,8 @@ struct mcache {
 	struct imap_msg_cache mc;	/* view into blob */
 	const uint8_t *hdr;		/* the top-level header block, view into blob */
 	size_t hdrlen;
-	bool borrowed;			/* blob belongs to a pending_cache */
+	bool borrowed;			/* blob belongs to a pending_cache or is view */
+	struct sbuf view;		/* blob from the session's blob cache */
 };
 struct pending_ent {
 	uint32_t uid;
@@ -299,6 +318,13 @@ struct pending_cache {
 int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32_t uid,
     struct mcache *out, struct pending_cache *pend);
 void mcache_clear(struct mcache *mc);
+/* The in-session blob cache. get: 1 and a view (valid until the next put) or 0. */
+int blobcache_init(struct blobcache *bc);
+void blobcache_free(struct blobcache *bc);
+int blobcache_get(struct blobcache *bc, uint32_t mbox, uint32_t uid, const uint8_t **p,
+    size_t *len);
+void blobcache_put(struct blobcache *bc, uint32_t mbox, uint32_t uid, const uint8_t *p,
+    size_t len);
 /* Builds the engine's cache blob for a parsed message (secure sbuf). */
 int msg_cache_build(const struct imap_msg *m, struct sbuf **out);
 int pending_add(struct pending_cache *p, uint32_t uid, struct sbuf *blob);

@@ -33,12 +33,16 @@ int imap_user_new(struct vault *v, struct vault_keys *k, const struct vault_conf
 	u->k = k;
 	u->cfg = cfg;
 	u->user_id = vault_keys_user_id(k);
+	/* Without the blob cache everything still works, only slower. */
+	if (blobcache_init(&u->bc) < 0)
+		log_warn("session: no memory for the blob cache");
 	if ((r = vault_txn_begin(v, false, &t)) == 0) {
 		r = vault_user_change_seq(t, u->user_id, &u->change_seq);
 		vault_txn_abort(&t);
 	}
 	if (r < 0) {
 		/* The user takes ownership only on success. */
+		blobcache_free(&u->bc);
 		free(u);
 		return r;
 	}
@@ -59,6 +63,7 @@ void imap_user_free(struct imap_user **up)
 		imap_client_free(&c);
 	}
 	/* States die with their last view; none should be left. */
+	blobcache_free(&u->bc);
 	vault_keys_free(&u->k);
 	vault_close(&u->v);
 	free(u);
@@ -76,7 +81,6 @@ size_t imap_user_nclients(const struct imap_user *u)
 
 int imap_user_tick(struct imap_user *u, time_t now)
 {
-	static time_t last_keys_refresh;
 	struct vault_txn *t = NULL;
 	uint64_t seq = 0;
 	int r;
@@ -92,8 +96,8 @@ int imap_user_tick(struct imap_user *u, time_t now)
 	u->change_seq = seq;
 	/* A rotation by keymgr creates an epoch whose secret we must open before we
 	 * can read mail delivered to it. Cheap, but not on every change. */
-	if (now - last_keys_refresh >= KEYS_REFRESH_SECS) {
-		last_keys_refresh = now;
+	if (now - u->last_keys_refresh >= KEYS_REFRESH_SECS) {
+		u->last_keys_refresh = now;
 		if ((r = vault_keys_refresh(u->v, u->k)) < 0)
 			log_warn("session: key refresh failed: %s", vault_strerror(r));
 	}
