@@ -285,7 +285,14 @@ def main():
             sm = sealmail.Sealmail(users=[USER], build=args.build, mode="imapd")
         except Exception as e:  # noqa: BLE001
             raise Failure("sealmail-imapd did not start: %s" % e)
-        scenario(dv, sm, work)
+        try:
+            scenario(dv, sm, work)
+        finally:
+            log = sm.log_text()
+            for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                if mark in log:
+                    raise Failure("sanitizer report in sealmail-imapd's log:\n" +
+                                  log[log.index(mark) - 200:][:3000])
         ok = True
     except Failure as e:
         print("FAIL: %s" % e)
