@@ -424,6 +424,10 @@ void session_main(const struct vault_config *cfg, uint32_t user_id, const char *
 		if (S.u && t - last_tick >= TICK_MS) {
 			if ((r = imap_user_tick(S.u, now)) < 0)
 				log_warn("user %s: tick: %s", S.user, vault_strerror(r));
+			/* After a key rotation: re-wrap old data keys to the current epoch, 200
+			 * per tick in a short txn between commands (vault.h). */
+			if ((r = vault_rewrap_tick(S.v, imap_user_keys(S.u), 200, NULL)) < 0)
+				log_warn("user %s: re-wrap: %s", S.user, vault_strerror(r));
 			last_tick = t;
 		}
 	}
