@@ -889,6 +889,38 @@ static int load_config(const char *path, struct vault_config *cfg, FILE *errout)
 	return 0;
 }
 
+/* The loader stops at the first bad line; to list every one, parse each line on its
+ * own and print "FILE:LINE: what" for those that fail. Returns how many it printed
+ * (0: the problem spans lines, e.g. a duplicate key; the caller prints the loader's
+ * message). */
+static unsigned list_bad_lines(const char *path, FILE *out)
+{
+	struct vault_config one;
+	char line[8192], err[1024], prefix[64];
+	unsigned lineno = 0, nbad = 0;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		size_t n = strlen(line);
+		const char *msg = err;
+
+		lineno++;
+		if (vault_config_parse(line, n, path, &one, err, sizeof(err)) == 0)
+			continue;
+		/* err is "PATH:1: what": put the real line number in. */
+		snprintf(prefix, sizeof(prefix), ":1: ");
+		if (strncmp(err, path, strlen(path)) == 0 &&
+		    strncmp(err + strlen(path), prefix, strlen(prefix)) == 0)
+			msg = err + strlen(path) + strlen(prefix);
+		fprintf(out, "%s:%u: %s\n", path, lineno, msg);
+		nbad++;
+	}
+	fclose(f);
+	return nbad;
+}
+
 int server_check_config(const char *path, FILE *out)
 {
 	struct vault_config cfg;
@@ -896,8 +928,11 @@ int server_check_config(const char *path, FILE *out)
 	int bad = 0;
 	struct bind_arg ba = { false, err, sizeof(err) };
 
-	if (load_config(path, &cfg, out) < 0)
+	if (vault_config_load(path, &cfg, err, sizeof(err)) < 0) {
+		if (list_bad_lines(path, out) == 0)
+			fprintf(out, "%s\n", err);
 		return 1;
+	}
 	if (cfg.imap_listen[0] == '\0' && cfg.imaps_listen[0] == '\0') {
 		fprintf(out, "%s: neither imap_listen nor imaps_listen is set\n", path);
 		bad++;
@@ -925,9 +960,7 @@ int server_check_config(const char *path, FILE *out)
 	if (geteuid() == 0 || cfg.run_user[0]) {
 		uid_t u;
 		gid_t g;
-		if ((cfg.run_user[0] || geteuid() == 0) &&
-		    lookup_run_user(cfg.run_user, &u, &g, err, sizeof(err)) < 0 &&
-		    (geteuid() == 0 || cfg.run_user[0])) {
+		if (lookup_run_user(cfg.run_user, &u, &g, err, sizeof(err)) < 0) {
 			fprintf(out, "%s: %s\n", path, err);
 			bad++;
 		}

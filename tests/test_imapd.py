@@ -665,11 +665,12 @@ def t_check_config(srv):
         text = f.read().rstrip("\n")
     n = len(text.split("\n"))
     with open(bad, "w") as f:
-        f.write(text + "\nno_such_setting = 1\n")
+        f.write(text + "\nno_such_setting = 1\nunlock_window = soon\n")
     p = subprocess.run([srv.v.imapd, "-c", bad, "--check-config"], capture_output=True)
     err = p.stderr.decode()
     check(p.returncode != 0, "--check-config accepted a broken file")
-    check(":%d:" % (n + 1) in err, "error does not name line %d: %r" % (n + 1, err))
+    check(":%d:" % (n + 1) in err and ":%d:" % (n + 2) in err,
+          "errors do not name lines %d and %d: %r" % (n + 1, n + 2, err))
     p = subprocess.run([srv.v.imapd, "-c", srv.conf, "--check-config"], capture_output=True)
     check(p.returncode == 0, "--check-config on a good file: %r" % p.stderr)
 
