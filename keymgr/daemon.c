@@ -226,10 +226,15 @@ int keymgr_rotation_pass(struct vault *v, const struct vault_config *cfg, time_t
 {
 	struct collect c = { NULL, NULL, 0, 0 };
 	struct vault_rotate_item *items = NULL;
-	size_t nitems = 0;
+	size_t nitems = 0, batch = KEYMGR_BATCH;
+	const char *bs = getenv("SEALMAIL_ROTATE_BATCH");
 	int r;
 
 	memset(st, 0, sizeof(*st));
+	/* TEST ONLY: smaller batches, so that a crash test's kills also land between
+	 * the transactions of one pass. */
+	if (bs != NULL && atoi(bs) > 0 && atoi(bs) <= KEYMGR_BATCH)
+		batch = (size_t)atoi(bs);
 	/* Names first (one read txn), then the due users in batches of KEYMGR_BATCH per
 	 * durable write txn: a pass never holds the writer lock for long, so deliveries
 	 * and sessions go on meanwhile, and 10,000 users cost 80 fsyncs, not 10,000. */
@@ -258,8 +263,8 @@ int keymgr_rotation_pass(struct vault *v, const struct vault_config *cfg, time_t
 		    d->messages == 0;
 		nitems++;
 	}
-	for (size_t i = 0; i < nitems && !stop_flag; i += KEYMGR_BATCH) {
-		size_t n = nitems - i < KEYMGR_BATCH ? nitems - i : KEYMGR_BATCH;
+	for (size_t i = 0; i < nitems && !stop_flag; i += batch) {
+		size_t n = nitems - i < batch ? nitems - i : batch;
 
 		if ((r = vault_rotate_batch(v, &items[i], n, now, false)) < 0) {
 			log_warn("rotation batch of %zu users failed (%s): retrying one by one", n,

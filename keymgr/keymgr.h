@@ -66,7 +66,8 @@ void keymgr_softtoken_clear(struct keymgr_softtoken *t);	/* frees the secrets */
  *   SEALMAIL_CLOCK_FILE=PATH  a file holding unix seconds, re-read at every call (a
  *                             running daemon follows the test's clock);
  *   SEALMAIL_FAKE_TIME=SECS   a fixed time.
- * A file that cannot be read falls back to the real clock with a warning. */
+ * A file that cannot be read falls back to the real clock with a warning.
+ * (Also test-only: SEALMAIL_ROTATE_BATCH=N, 1..128 users per rotation txn.) */
 time_t keymgr_now(void);
 
 /* Appends one JSON line {"time":RFC3339,"event":...,"user":...,"epoch":N[,

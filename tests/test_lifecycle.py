@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Key lifecycle end to end: the keymgr daemon, re-wrap in sessions, retirement, recovery.
 
-    test_lifecycle.py SEALMAIL-VAULT SEALMAIL-KEYMGR LIFECYCLE-DUMP
+    test_lifecycle.py SEALMAIL-VAULT SEALMAIL-KEYMGR LIFECYCLE-DUMP [SEALMAIL-IMAPD]
 
 - four_hundred_days: 400 simulated days (SEALMAIL_CLOCK_FILE, test-only) with a
   delivery to every user every day, `sealmail-keymgr daemon --once` every day and real
@@ -11,6 +11,8 @@
 - crash_loop: a pass over 50 users SIGKILLed at random points 100 times, with
   deliveries racing it; after every kill each user has exactly one current epoch
   (its record exists, no record above it), and at the end every message opens.
+- imap_session_rewrap: a real sealmail-imapd session re-wraps 1,000 data keys in the
+  background after keymgr rotates, while FETCHes go on; old epoch retired; bytes intact.
 - rewrap_killed: the session-side re-wrap SIGKILLed mid-way; nothing is lost.
 - recovery: token lost, recovery key used: all old mail (under several epochs) opens
   with the new passphrase + new token, the old token's OTPs are refused.
@@ -219,8 +221,9 @@ class Life:
 
 
 class T:
-    def __init__(self, vault_bin, keymgr_bin, dump_bin):
+    def __init__(self, vault_bin, keymgr_bin, dump_bin, imapd_bin=None):
         self.bins = (vault_bin, keymgr_bin, dump_bin)
+        self.imapd = os.path.abspath(imapd_bin) if imapd_bin else None
         self.figures = []
         self.lives = []
 
@@ -337,6 +340,8 @@ class T:
     # ---- SIGKILL during rotation passes ---------------------------------------------------
     def crash_loop(self):
         lf = self.life("lifecrash", {"rotation_period": "1h"})
+        # test-only: 8 users per rotation txn, so kills also land between the txns
+        lf.env["SEALMAIL_ROTATE_BATCH"] = "8"
         names = ["u%02d" % i for i in range(50)]
         for i, n in enumerate(names):
             lf.add_user(n, i)
@@ -392,6 +397,7 @@ class T:
             lf.check_all_mail(n)
         ids = lf.names_db()
         epochs = sorted(st[ids[n]][0] for n in names)
+        check(epochs[0] >= 2, "a user was never rotated: %s" % epochs)
         # Events in the audit log are valid JSON lines even though writers were killed
         lf.audit_events()
         self.figures.append("crash loop: 100 passes over 50 users, %d SIGKILLed mid-run "
@@ -402,14 +408,21 @@ class T:
     def rewrap_killed(self):
         lf = self.life("liferewrap")
         lf.add_user("erin")
-        for i in range(600):
-            lf.deliver("erin", i)
-        lf.login_list("erin")           # adopted under epoch 1
-        lf.rotate("erin")
-        rng = random.Random(7)
+        nmsg = 1200
         u = lf.users["erin"]
-        partial = 0
-        for i in range(8):
+        # deliveries in parallel (each is a durable commit)
+        import concurrent.futures
+        msgs = {i: msg_bytes("erin", i) for i in range(nmsg)}
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            res = list(ex.map(lambda i: lf.s.deliver("erin", msgs[i]).returncode, range(nmsg)))
+        check(res == [0] * nmsg, "parallel deliveries failed")
+        boxes = lf.login_list("erin")   # adopted under epoch 1; UIDs in commit order
+        got = lf.dump("erin")
+        check(sorted(got.values()) == sorted(msgs.values()), "parallel deliveries: content")
+        u["msgs"] = got
+        u["next"] = nmsg + 1
+
+        def rewrap_proc():
             line = lf.s.login(u["pass"], u["tok"])
             r, w = os.pipe()
             os.write(w, (line + "\n").encode())
@@ -418,20 +431,113 @@ class T:
                                    "--passphrase-fd", str(r)], pass_fds=(r,),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             os.close(r)
-            time.sleep(rng.uniform(0.2, 0.6))   # Argon2 first, then the batches
+            return kp
+
+        # `rewrap` prints a progress line after each batch of 200: kill it after a
+        # random number of them (sometimes with a little delay, so mid-batch too)
+        rng = random.Random(7)
+        partial = 0
+        for i in range(10):
+            lf.rotate("erin")
+            kp = rewrap_proc()
+            for _ in range(rng.randrange(1, nmsg // 200)):
+                if not kp.stdout.readline():
+                    break
+            time.sleep(rng.choice((0, 0, 0.005, 0.01)))
             kp.send_signal(signal.SIGKILL)
             kp.communicate()
             lf.check_all_mail("erin")
-            pend = lf.status("erin")["pending"]
-            partial += 0 < pend < 600
-            if pend == 0:
-                lf.rotate("erin")       # start over under a newer epoch
-        self.figures.append("re-wrap killed 8 times: %d kills left it part-way; no message "
-                            "lost" % partial)
+            s = lf.status("erin")
+            partial += 0 < s["pending"] < nmsg
+            check(s["pending"] + s["per_epoch"].get(s["current"], 0) == nmsg,
+                  "counts after a kill: %s" % s["text"])
+        check(partial >= 5, "only %d of 10 kills landed mid-way" % partial)
+        self.figures.append("re-wrap of %d data keys SIGKILLed 10 times mid-way (%d left "
+                            "it part-way done): no message lost" % (nmsg, partial))
         lf.rewrap("erin")
         s = lf.status("erin")
         check(s["live"] == 1 and s["pending"] == 0, "after killed re-wraps: %s" % s["text"])
         lf.check_all_mail("erin")
+
+    # ---- the IMAP session's background re-wrap --------------------------------------------
+    def imap_session_rewrap(self):
+        import concurrent.futures
+        import imaplib
+        import socket
+        if self.imapd is None:
+            print("skip imap_session_rewrap: sealmail-imapd not built", flush=True)
+            return
+        with socket.socket() as so:
+            so.bind(("127.0.0.1", 0))
+            port = so.getsockname()[1]
+        lf = self.life("lifeimap", {"imap_listen": "127.0.0.1:%d" % port,
+                                    "imaps_listen": "", "lmtp_listen": "",
+                                    "log_level": "debug"})
+        lf.add_user("ivy")
+        u = lf.users["ivy"]
+        nmsg = 1000
+        msgs = {i: msg_bytes("ivy", i) for i in range(nmsg)}
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            res = list(ex.map(lambda i: lf.s.deliver("ivy", msgs[i]).returncode, range(nmsg)))
+        check(res == [0] * nmsg, "deliveries failed")
+        lf.own()
+        logp = lf.s.path("imapd.log")
+        logf = open(logp, "wb")
+        srv = subprocess.Popen([self.imapd, "-c", lf.s.conf], stdout=logf,
+                               stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 15
+            while True:
+                check(srv.poll() is None and time.time() < deadline,
+                      "imapd did not start: %s" % open(logp, "rb").read()[-2000:])
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.5).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            c = imaplib.IMAP4("127.0.0.1", port)
+            c.login("ivy", lf.s.login(u["pass"], u["tok"]))
+            typ, _ = c.select("INBOX")      # adopts the new mail under epoch 1
+            check(typ == "OK", "select")
+            lf.rotate("ivy")                # keymgr, while the session is open
+            # the session re-wraps in the background; commands go on meanwhile
+            t0 = time.monotonic()
+            worst = 0.0
+            while True:
+                a = time.monotonic()
+                typ, d = c.fetch(str(1 + int(time.monotonic() * 1000) % nmsg), "(BODY.PEEK[])")
+                worst = max(worst, time.monotonic() - a)
+                check(typ == "OK", "FETCH during the re-wrap")
+                st = lf.status("ivy")
+                if st["live"] == 1 and st["pending"] == 0:
+                    break
+                check(time.monotonic() - t0 < 120, "re-wrap not done: %s" % st["text"])
+                time.sleep(0.1)
+            took = time.monotonic() - t0
+            check(st["current"] == 2 and st["retired_list"] == "1",
+                  "after the session's re-wrap: %s" % st["text"])
+            # every message over IMAP, byte-exact
+            typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[])")
+            check(typ == "OK", "FETCH 1:*")
+            bodies = sorted(part[1] for part in data if isinstance(part, tuple))
+            check(bodies == sorted(msgs.values()), "bodies over IMAP differ after re-wrap")
+            c.logout()
+        finally:
+            if srv.poll() is None:
+                srv.send_signal(signal.SIGTERM)
+                try:
+                    srv.wait(15)
+                except subprocess.TimeoutExpired:
+                    srv.kill()
+                    srv.wait()
+            logf.close()
+        log = open(logp, "rb").read()
+        sanitizer_check(["sealmail-imapd"], log)
+        check(b"re-wrap:" not in log, "the session logged a re-wrap error: %s" %
+              log.decode(errors="replace")[-2000:])
+        self.figures.append("IMAP session: %d data keys re-wrapped in the background in "
+                            "%.1f s after a rotation (status polled); slowest FETCH meanwhile "
+                            "%.0f ms" % (nmsg, took, worst * 1000))
 
     # ---- recovery ---------------------------------------------------------------------
     def recovery(self):
@@ -544,14 +650,15 @@ class T:
 
 
 def main():
-    if len(sys.argv) != 4:
-        print("usage: test_lifecycle.py SEALMAIL-VAULT SEALMAIL-KEYMGR LIFECYCLE-DUMP")
+    if len(sys.argv) not in (4, 5):
+        print("usage: test_lifecycle.py SEALMAIL-VAULT SEALMAIL-KEYMGR LIFECYCLE-DUMP "
+              "[SEALMAIL-IMAPD]")
         sys.exit(2)
-    t = T(*sys.argv[1:4])
+    t = T(*sys.argv[1:])
     r = Runner("lifecycle")
     only = os.environ.get("LIFECYCLE_ONLY")
-    for name in ("recovery", "forced_retire", "user_remove_shreds", "rewrap_killed",
-                 "four_hundred_days", "crash_loop"):
+    for name in ("recovery", "forced_retire", "user_remove_shreds", "imap_session_rewrap",
+                 "rewrap_killed", "four_hundred_days", "crash_loop"):
         if only and name not in only.split(","):
             continue
         r.run(name, getattr(t, name))

@@ -711,6 +711,10 @@ static int cmd_rewrap(struct ctx *c)
 			goto out;
 		}
 		total += done;
+		if (r > 0 && done > 0) {
+			printf("%s: %" PRIu64 " re-wrapped so far\n", c->args[0], total);
+			fflush(stdout);
+		}
 	} while (r > 0);
 	printf("%s: %" PRIu64 " data key(s) re-wrapped to the current epoch\n", c->args[0],
 	    total);
