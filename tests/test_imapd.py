@@ -658,6 +658,16 @@ def t_sighup_reload(srv):
     a.logout()
 
 
+def t_tcp_keepalive(srv):
+    if not shutil.which("ss"):
+        raise Skip("no ss(8)")
+    r = Raw(srv.imaps_port)
+    out = subprocess.run(["ss", "-tno", "state", "established", "( sport = :%d )" %
+                          srv.imaps_port], capture_output=True, text=True).stdout
+    check("keepalive" in out, "no keepalive timer on the server socket: %r" % out)
+    r.close()
+
+
 def t_check_config(srv):
     bad = os.path.join(srv.v.tmp, "broken.conf")
     shutil.copy(srv.conf, bad)
@@ -863,7 +873,7 @@ GROUPS = [
           t_starttls_injection_discarded, t_tls_versions, t_authenticate_plain,
           t_wrong_passphrase_delay, t_unknown_user_and_replay, t_window_login,
           t_garbage_before_login, t_plaintext_loopback_allowed, t_one_session_per_user,
-          t_pipelined_after_login, t_isolation_memory, t_privileges, t_sighup_reload,
+          t_pipelined_after_login, t_tcp_keepalive, t_isolation_memory, t_privileges, t_sighup_reload,
           t_check_config, t_bind_failure, t_unreadable_cert]),
     ({"unlock_window": "3s", "plaintext_loopback": "no", "prelogin_timeout": "2s",
       "max_connections": "4"},
