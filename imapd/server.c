@@ -414,6 +414,32 @@ static void raise_nofile(uint32_t max_connections)
 		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
+/* Secrets live in mlock'd sodium_malloc memory; a session also locks the engine's
+ * sealed-data cache (16 MiB). Debian's default RLIMIT_MEMLOCK (8 MiB) would make
+ * those locks fail silently (libsodium ignores mlock errors), so raise it while
+ * still root. Each child inherits it; it is per process. */
+#define MEMLOCK_WANT ((rlim_t)64 << 20)
+static void raise_memlock(void)
+{
+	struct rlimit rl;
+
+	struct rlimit want = { MEMLOCK_WANT, MEMLOCK_WANT };
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= MEMLOCK_WANT)
+		return;
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > MEMLOCK_WANT)
+		want.rlim_max = rl.rlim_max;
+	/* Raising the hard limit needs CAP_SYS_RESOURCE; else take what it allows. */
+	if (setrlimit(RLIMIT_MEMLOCK, &want) < 0) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_MEMLOCK, &rl);
+	}
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < MEMLOCK_WANT)
+		log_warn("RLIMIT_MEMLOCK is %llu KiB: secrets beyond it are not locked in RAM",
+		    (unsigned long long)rl.rlim_cur / 1024);
+}
+
 /* ---- failure counts per source address -------------------------------------- */
 
 static struct fail_rec *fail_find(const char *ip, bool create, time_t now)
@@ -1037,6 +1063,7 @@ int server_run(const char *path)
 		return 1;
 	}
 	raise_nofile(M.cfg.max_connections);
+	raise_memlock();
 	if (drop_root(M.cfg.run_user, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sealmail-imapd: %s\n", err);
 		return 1;
