@@ -47,6 +47,7 @@ struct login {
 	uint8_t in[IN_MAX];		/* bytes read, not yet consumed by the parser */
 	size_t inlen;
 	int64_t deadline_ms;		/* pre-login timeout (monotonic) */
+	int64_t start_ms;		/* connection start (monotonic) */
 	unsigned fails;			/* failures from this address incl. earlier ones */
 	unsigned bad;			/* BAD answers on this connection */
 };
@@ -59,9 +60,19 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The pre-login timeout runs from the last complete command, and an unauthenticated
+ * connection lives at most PRELOGIN_LIFETIME_FACTOR timeouts in all (a client
+ * sending NOOP forever must not hold a process forever). */
+#define PRELOGIN_LIFETIME_FACTOR 10
 static void touch(struct login *l)
 {
-	l->deadline_ms = now_ms() + (int64_t)l->cfg->prelogin_timeout * 1000;
+	int64_t t = (int64_t)l->cfg->prelogin_timeout * 1000;
+
+	if (l->start_ms == 0)
+		l->start_ms = now_ms();
+	l->deadline_ms = now_ms() + t;
+	if (l->deadline_ms > l->start_ms + t * PRELOGIN_LIFETIME_FACTOR)
+		l->deadline_ms = l->start_ms + t * PRELOGIN_LIFETIME_FACTOR;
 }
 
 static int wait_fd(int fd, short events, int64_t deadline)

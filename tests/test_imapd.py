@@ -778,6 +778,24 @@ def t_prelogin_timeout(srv):
     check(1.5 <= dt <= 5, "closed after %.1fs" % dt)
 
 
+def t_prelogin_lifetime(srv):
+    """NOOP every second does not keep an unauthenticated connection forever: at most
+    10 pre-login timeouts (2 s here) in all."""
+    r = Raw(srv.imap_port, tls=False)
+    t0 = time.time()
+    try:
+        for i in range(40):
+            out = r.cmd("n%d" % i, "NOOP")
+            if out[-1].startswith("* BYE"):
+                break
+            time.sleep(1)
+        raise AssertionError("still open after %.0fs" % (time.time() - t0))
+    except (EOFError, OSError):
+        pass
+    dt = time.time() - t0
+    check(18 <= dt <= 25, "closed after %.1fs" % dt)
+
+
 def t_max_connections(srv):
     conns = [Raw(srv.imap_port, tls=False) for _ in range(4)]
     r = socket.create_connection(("127.0.0.1", srv.imap_port), 5)
@@ -878,7 +896,7 @@ GROUPS = [
     ({"unlock_window": "3s", "plaintext_loopback": "no", "prelogin_timeout": "2s",
       "max_connections": "4"},
      [t_window_expires, t_session_exits_after_window, t_logindisabled,
-      t_prelogin_timeout, t_max_connections]),
+      t_prelogin_timeout, t_prelogin_lifetime, t_max_connections]),
     ({"unlock_window": "0", "max_user_connections": "2"},
      [t_window_disabled, t_user_connection_limit]),
     ({"unlock_window": "1s"}, [t_session_exit_race]),
