@@ -269,7 +269,8 @@ class T:
         s = self.s
         for args, what in (([], "no source"),
                            (["--maildir", self.src, "--mbox", self.src], "both sources"),
-                           (["--mbox", self.src, "--mailbox", ""], "empty target")):
+                           (["--mbox", self.src, "--mailbox", ""], "empty target"),
+                           (["--mbox", self.src, "--mailbox", "a//b"], "bad target")):
             p = s.vault("import", "alice", *args)
             check(p.returncode == 2, "import %s: exit %d, expected 2: %s" % (
                 what, p.returncode, err(p)))

@@ -726,6 +726,19 @@ out:
 
 /* ---- import (migration in) --------------------------------------------------------- */
 
+/* The vault's mailbox name rule, checked before the login. */
+static bool import_target_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 500 || s[0] == '/' || s[n - 1] == '/' || strstr(s, "//") != NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
 static int cmd_import(struct ctx *c)
 {
 	struct import_opts o;
@@ -738,8 +751,9 @@ static int cmd_import(struct ctx *c)
 		cli_err("import needs exactly one of --maildir DIR and --mbox FILE");
 		return CLI_EXIT_USAGE;
 	}
-	if (c->mailbox != NULL && (c->mailbox[0] == '\0' || strlen(c->mailbox) > 500)) {
-		cli_err("--mailbox must be 1 to 500 bytes");
+	if (c->mailbox != NULL && !import_target_valid(c->mailbox)) {
+		cli_err("--mailbox: a mailbox name of 1 to 500 bytes, levels separated by single "
+		    "'/', no control characters");
 		return CLI_EXIT_USAGE;
 	}
 	memset(&o, 0, sizeof(o));
