@@ -332,3 +332,40 @@ TEST(two_clients)
 	peer_close(&b);
 }
 
+
+/* The clock is the caller's: IDLE keepalives every ~2 minutes, and the autologout
+ * after at least 30 minutes without input (RFC 9051 5.4), IDLE included. */
+TEST(timeouts)
+{
+	struct peer p;
+	time_t now = time(NULL);
+	int t;
+
+	peer_open(&p, NULL, NULL);
+	say(&p, "g1 IDLE\r\n");
+	for (int i = 0; i < 20; i++)
+		step(&p);
+	drain(&p);
+	ASSERT_TRUE(strstr(p.buf, "+ idling\r\n") != NULL);
+	t = imap_client_timeout(p.c, now);
+	ASSERT_TRUE(t > 0 && t <= 120);
+	ASSERT_INT_EQ(imap_client_handle(p.c, 0, now + 121), 0);
+	drain(&p);
+	ASSERT_TRUE(strstr(p.buf, "* OK Still here\r\n") != NULL);
+	say(&p, "DONE\r\n");
+	until_tag(&p, "g1");
+	ASSERT_TRUE(strstr(p.buf, "g1 OK") != NULL);
+	/* 29 minutes of silence: still connected; past 30: BYE and the end */
+	ASSERT_INT_EQ(imap_client_handle(p.c, 0, now + 29 * 60), 0);
+	ASSERT_INT_GE(imap_client_timeout(p.c, now + 29 * 60), 1);
+	{
+		int r = 0;
+
+		for (int i = 0; i < 10 && r == 0; i++)
+			r = imap_client_handle(p.c, POLLOUT, now + 31 * 60);
+		ASSERT_INT_EQ(r, 1);
+	}
+	drain(&p);
+	ASSERT_TRUE(strstr(p.buf, "* BYE ") != NULL);
+	peer_close(&p);
+}
