@@ -10,9 +10,14 @@
  *                                                              recovery wrap, epoch ptr)
  *                 u 'C'                     -> counters        (change seq, uidvalidity,
  *                                                              next mailbox id, totals)
- *                 u 'E' e(u32)              -> epoch record    (pk, sk wrapped to identity)
+ *                 u 'E' e(u32)              -> epoch record    (pk, sk wrapped to identity;
+ *                                                              deleted when retired)
  *                 u 'T' t(u8)               -> token record
  *                 u 'S'                     -> subscriptions   (sealed under MK)
+ *                 u 'Z'                     -> size-fix list   (BE32 mailbox ids whose
+ *                                                              sealed size sum a keyless
+ *                                                              forced retirement made
+ *                                                              stale; the session fixes)
  *   db "mbox"     u m                       -> mailbox record  (clear counters + name etc.
  *                                                              sealed under MK)
  *   db "msg"      u m n                     -> message record  (clear: modseq, sizes,
