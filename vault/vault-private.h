@@ -14,6 +14,9 @@
  *                                                              deleted when retired)
  *                 u 'T' t(u8)               -> token record
  *                 u 'S'                     -> subscriptions   (sealed under MK)
+ *                 u 'I' tag(16)             -> (empty)         import marks: keyed tags of
+ *                                                              imported source messages
+ *                                                              (import-state.c)
  *                 u 'Z'                     -> size-fix list   (BE32 mailbox ids whose
  *                                                              sealed size sum a keyless
  *                                                              forced retirement made
