@@ -269,24 +269,15 @@ int cmd_close(struct imap_client *c, struct imap_cmd *cmd)
 
 /* ---- CREATE / DELETE / RENAME / SUBSCRIBE --------------------------------------------- */
 
+/* RFC 9051 6.3.4 asks CREATE to make the superior names of "a/b/c". They are made
+ * the way Dovecot makes them: as hierarchy names that are not mailboxes, listed
+ * "\Noselect \HasChildren" while they have children (LIST builds them from the
+ * children). A real mailbox in their place breaks two-way sync with clients such as
+ * mbsync when the other side (Dovecot) has the name as \Noselect. A later CREATE of
+ * such a name makes it a real mailbox. */
 static int create_with_parents(struct imap_client *c, struct vault_txn *t, const char *name,
     uint32_t su, uint32_t *id_out)
 {
-	char buf[NAME_MAX_BYTES];
-	struct vault_mailbox mb;
-	int r;
-
-	snprintf(buf, sizeof(buf), "%s", name);
-	/* RFC 9051 6.3.4: create superior names that do not exist yet. */
-	for (char *p = strchr(buf, '/'); p != NULL; p = strchr(p + 1, '/')) {
-		*p = '\0';
-		r = vault_mailbox_find(t, c->u->k, buf, &mb);
-		if (r == VAULT_ERR_NOMBOX)
-			r = vault_mailbox_create(t, c->u->k, buf, 0, NULL);
-		*p = '/';
-		if (r < 0)
-			return r;
-	}
 	return vault_mailbox_create(t, c->u->k, name, su, id_out);
 }
 
@@ -464,19 +455,7 @@ static int do_rename(struct imap_client *c, struct vault_txn *t, void *arg)
 		return rename_inbox(c, t, a->to);
 	if ((r = vault_mailbox_find(t, c->u->k, a->from, &mb)) < 0)
 		return r;
-	/* Superior names of the new name (RFC 9051 6.3.6). */
-	snprintf(buf, sizeof(buf), "%s", a->to);
-	for (char *p = strchr(buf, '/'); p != NULL; p = strchr(p + 1, '/')) {
-		struct vault_mailbox tmp;
-
-		*p = '\0';
-		r = vault_mailbox_find(t, c->u->k, buf, &tmp);
-		if (r == VAULT_ERR_NOMBOX)
-			r = vault_mailbox_create(t, c->u->k, buf, 0, NULL);
-		*p = '/';
-		if (r < 0)
-			return r;
-	}
+	/* Superior names of the new name are implied, as for CREATE. */
 	if ((r = vault_mailbox_list(t, c->u->k, &all, &n)) < 0)
 		return r;
 	/* Inferior names move along with it. */

@@ -383,7 +383,14 @@ class TestMailboxes(Base):
             c.cmd('DELETE "%s/a/b"' % n)
             c.cmd('DELETE "%s/a"' % n)
             c.cmd('DELETE "%s"' % n)
-        c.ok('CREATE "t_tree/a/b/"')       # trailing delimiter, parents created
+        c.ok('CREATE "t_tree/a/b/"')       # trailing delimiter; superiors implied
+        u, _ = c.ok('LIST "" "t_tree*"')
+        self.assertHas(u, rb'^\* LIST \(\\Noselect \\HasChildren\) "/" "t_tree"$')
+        self.assertHas(u, rb'^\* LIST \(\\Noselect \\HasChildren\) "/" "t_tree/a"$')
+        st, _, _ = c.cmd('SELECT "t_tree/a"')
+        self.assertEqual(st, b"NO")
+        c.ok('CREATE "t_tree"')             # an implied name becomes a mailbox
+        c.ok('CREATE "t_tree/a"')
         st, text, _ = c.cmd('CREATE "t_tree/a"')
         self.assertEqual(st, b"NO")
         self.assertIn(b"[ALREADYEXISTS]", text)
