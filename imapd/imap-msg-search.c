@@ -188,9 +188,11 @@ int imap_msg_search_text(const struct imap_msg *m, const char *needle_utf8,
 	}
 	for (const struct imap_msg_part *p = m->root; p != NULL && !found && s.err == 0;
 	    p = imap_msg_part_next(p)) {
-		/* headers of encapsulated messages are part of the body they are in */
+		/* RFC 9051 6.4.4: "Unlike TEXT, BODY doesn't match any header fields",
+		 * which Dovecot reads as all of them, those of encapsulated messages
+		 * too; TEXT matches every header. */
 		if ((p->flags & IMAP_MSG_PART_MSG_ROOT) != 0 &&
-		    (p != m->root || scope == IMAP_MSG_SEARCH_TEXT))
+		    scope == IMAP_MSG_SEARCH_TEXT)
 			found = match_header(&s, p);
 		if (!found && s.err == 0 && p->children == NULL &&
 		    (p->flags & IMAP_MSG_PART_TEXT) != 0)
