@@ -14,16 +14,25 @@
 #include "log.h"
 
 #define FETCH_BATCH 64
+/* A body range at least this big, when it is the last item of a response, is sent in
+ * pieces as the client reads, so memory stays bounded whatever the message size. */
+#define STREAM_MIN (256 * 1024)
+#define STREAM_PIECE (256 * 1024)
 
 struct fetch_ctx {
 	struct imap_fetch *f;
 	size_t *idx;
 	size_t n, pos;
+	bool *changed;		/* \Seen set by this FETCH: show FLAGS */
+	size_t seen_upto;	/* set_seen done for idx[0 .. seen_upto) */
 	bool uid;
 	bool gone;
 	bool unknown_cte;
 	int err;
 	struct pending_cache pend;
+	/* a literal being streamed: bytes [soff, soff + sleft) of message suid */
+	uint32_t suid;
+	uint64_t soff, sleft;
 };
 
 static void fetch_ctx_free(void *arg)
@@ -34,6 +43,7 @@ static void fetch_ctx_free(void *arg)
 		return;
 	imap_fetch_free(&fc->f);
 	free(fc->idx);
+	free(fc->changed);
 	pending_clear(&fc->pend);
 	free(fc);
 }
@@ -241,6 +251,54 @@ out:
 	return r;
 }
 
+/* Starts a streamed literal: the rest of the response comes from stream_more. */
+static int stream_start(struct imap_client *c, struct fetch_ctx *fc, const char *label,
+    uint32_t uid, uint64_t off, uint64_t len)
+{
+	fc->suid = uid;
+	fc->soff = off;
+	fc->sleft = len;
+	return out_printf(c, "%s {%llu}\r\n", label, (unsigned long long)len);
+}
+
+/* Sends pieces of the streamed literal while the output queue has room. 0 when done
+ * (the response is closed), 1 when more is to come. A message that disappears under
+ * a promised literal cannot be answered any more: the connection ends. */
+static int stream_more(struct imap_client *c, struct fetch_ctx *fc, struct vault_txn *t)
+{
+	while (fc->sleft > 0) {
+		struct sbuf *piece = NULL;
+		uint64_t n = fc->sleft < STREAM_PIECE ? fc->sleft : STREAM_PIECE;
+		size_t start;
+		int r;
+
+		if (out_pending(c) >= OUT_HIGH)
+			return 1;
+		r = vault_msg_read(t, c->u->k, c->view->st->id, fc->suid, fc->soff, n, &piece);
+		if (r == 0 && piece->len != n)
+			r = -EIO;
+		if (r < 0) {
+			sbuf_free(&piece);
+			log_warn("session: message vanished during a FETCH: %s", vault_strerror(r));
+			c->fatal = true;
+			fc->sleft = 0;
+			return 0;
+		}
+		start = c->out->len;
+		r = out_put(c, piece->d, piece->len);
+		sbuf_free(&piece);
+		if (r < 0)
+			return r;
+		/* RFC 9051 4.3: no NUL in a plain literal (see out_section) */
+		for (size_t i = start; i < c->out->len; i++)
+			if (c->out->d[i] == 0)
+				c->out->d[i] = 0x80;
+		fc->soff += n;
+		fc->sleft -= n;
+	}
+	return out_str(c, ")\r\n");
+}
+
 static int fetch_one(struct imap_client *c, struct fetch_ctx *fc, struct vault_txn *t,
     size_t vi, bool flags_changed)
 {
@@ -358,13 +416,33 @@ static int fetch_one(struct imap_client *c, struct fetch_ctx *fc, struct vault_t
 	}
 	if (items & IMAP_FETCH_RFC822) {
 		SEP();
+		if (f->nsections == 0 && m->size >= STREAM_MIN) {
+			r = stream_start(c, fc, "RFC822", uid, 0, m->size);
+			msrc_clear(&s);
+			return r;
+		}
 		if ((r = need_full(&s, false)) < 0 ||
 		    (r = out_section(c, "RFC822", NULL, s.data->d, s.data->len, false)) < 0)
 			goto fail;
 	}
 	for (size_t i = 0; i < f->nsections; i++) {
+		const struct imap_fetch_section *sec = &f->sections[i];
+
 		SEP();
-		if ((r = fetch_section(&s, &f->sections[i], m->size)) < 0)
+		if (i + 1 == f->nsections && sec->kind == IMAP_SECTION_BODY && sec->nparts == 0 &&
+		    sec->spec == IMAP_SPEC_NONE) {
+			uint64_t off = sec->partial ? sec->origin : 0;
+			uint64_t len = off >= m->size ? 0 : m->size - off;
+
+			if (sec->partial && sec->length < len)
+				len = sec->length;
+			if (len >= STREAM_MIN) {
+				r = stream_start(c, fc, sec->label, uid, off, len);
+				msrc_clear(&s);
+				return r;
+			}
+		}
+		if ((r = fetch_section(&s, sec, m->size)) < 0)
 			goto fail;
 	}
 #undef SEP
@@ -500,28 +578,42 @@ static int fetch_resume(struct imap_client *c)
 {
 	struct fetch_ctx *fc = c->resume_ctx;
 	struct vault_txn *t = NULL;
-	bool changed[FETCH_BATCH] = { false };
-	size_t end, first = fc->pos;
+	size_t end;
 	int r = 0;
 
 	if (c->view == NULL)
 		return fetch_finish(c, fc);
 	end = fc->pos + FETCH_BATCH < fc->n ? fc->pos + FETCH_BATCH : fc->n;
-	if (fc->f->sets_seen && !c->view->readonly &&
-	    (r = set_seen(c, fc, fc->pos, end, changed)) < 0) {
-		fc->err = r;
-		fc->pos = fc->n;
-		return fetch_finish(c, fc);
+	if (fc->f->sets_seen && !c->view->readonly && end > fc->seen_upto) {
+		size_t from = fc->seen_upto > fc->pos ? fc->seen_upto : fc->pos;
+
+		if (fc->changed == NULL && (fc->changed = calloc(fc->n, sizeof(bool))) == NULL)
+			return -ENOMEM;
+		if ((r = set_seen(c, fc, from, end, fc->changed + from)) < 0) {
+			fc->err = r;
+			fc->pos = fc->n;
+			return fetch_finish(c, fc);
+		}
+		fc->seen_upto = end;
 	}
 	if ((r = vault_txn_begin(c->u->v, false, &t)) < 0) {
 		fc->err = r;
 		return fetch_finish(c, fc);
 	}
-	while (fc->pos < end) {
+	if (fc->sleft > 0 && (r = stream_more(c, fc, t)) != 0) {
+		vault_txn_abort(&t);
+		return r < 0 ? r : 1;
+	}
+	while (fc->pos < end && !c->fatal) {
 		size_t i = fc->pos++;
 
-		if ((r = fetch_one(c, fc, t, fc->idx[i], changed[i - first])) < 0)
+		if ((r = fetch_one(c, fc, t, fc->idx[i], fc->changed != NULL && fc->changed[i])) < 0)
 			break;
+		if (fc->sleft > 0 && (r = stream_more(c, fc, t)) != 0) {
+			if (r > 0)
+				r = 0;
+			break;
+		}
 		if (out_pending(c) >= OUT_HIGH)
 			break;
 	}
@@ -529,7 +621,9 @@ static int fetch_resume(struct imap_client *c)
 	pending_flush(c, c->view->st->id, &fc->pend);
 	if (r < 0)
 		return r;
-	if (fc->pos < fc->n)
+	if (c->fatal)
+		return 0;
+	if (fc->pos < fc->n || fc->sleft > 0)
 		return 1;
 	return fetch_finish(c, fc);
 }

@@ -644,6 +644,25 @@ class TestAppendFetch(Base):
             self.assertTrue(r.endswith(big + b")"))
 
 
+    def test_fetch_large_message_streamed(self):
+        """Big bodies are sent in pieces; the bytes must still be exact."""
+        c = self.conn()
+        self.fresh(c)
+        body = "".join("line %07d with some text to make it longer\r\n" % i
+                       for i in range(40000))
+        data = msg("large", body=body)
+        self.assertGreater(len(data), 1500000)
+        self.append(c, data)
+        self.append(c, msg("small"))
+        u, _ = c.ok("FETCH 1:2 (BODY.PEEK[])")
+        self.assertEqual(u[0], b"* 1 FETCH (BODY[] {%d}\r\n" % len(data) + data + b")")
+        u, _ = c.ok("FETCH 1 (UID BODY.PEEK[]<100.700000>)")
+        self.assertEqual(u[0], b"* 1 FETCH (UID 1 BODY[]<100> {700000}\r\n" +
+                         data[100:700100] + b")")
+        u, _ = c.ok("FETCH 1 (RFC822)")
+        self.assertEqual(self.norecent(u[0]), b"* 1 FETCH (FLAGS (\\Seen) RFC822 {%d}\r\n" %
+                         len(data) + data + b")")
+
 class TestStoreCopy(Base):
     def test_store_variants(self):
         c = self.conn()
