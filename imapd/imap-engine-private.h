@@ -279,7 +279,6 @@ int cmd_search(struct imap_client *c, struct imap_cmd *cmd);
 int cmd_fetch(struct imap_client *c, struct imap_cmd *cmd);
 int cmd_store(struct imap_client *c, struct imap_cmd *cmd);
 int cmd_copy(struct imap_client *c, struct imap_cmd *cmd);
-int cmd_login_again(struct imap_client *c, struct imap_cmd *cmd);
 
 /* ---- helpers (imap-engine-util.c) --------------------------------------------- */
 /* Sorted unique 0-based view indexes; -ERANGE: sequence number out of range. The set
