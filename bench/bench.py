@@ -25,6 +25,7 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -116,10 +117,10 @@ class Plan:
             self.win_clients, self.win_seconds = 4, 6.0
             self.first_per_round = 3
             self.append_n, self.lmtp1_n, self.lmtp10_n = 200, 200, 40
-            self.conn_users, self.conn_per_user, self.conn_seconds = 50, 20, 150
+            self.conn_users, self.conn_per_user, self.conn_seconds = 50, 20, 120
             # 100 users x 100 connections (max_user_connections = 100 on sealmail for
             # this): 500 users x 20 would need 500 enrolments and unlocks, minutes here
-            self.hold_users, self.hold_per_user, self.hold_seconds = 100, 100, 120
+            self.hold_users, self.hold_per_user, self.hold_seconds = 100, 100, 100
         self.conn_target = self.conn_users * self.conn_per_user
         self.hold_target = self.hold_users * self.hold_per_user
         self.body_n = min(self.body_n, self.ten)
@@ -170,21 +171,33 @@ def run_one(name, srv, fn, results, round_no):
     return r
 
 
+def fill_boxes(plan, users):
+    """(user, seed, messages) of the mailboxes the wanted workloads read."""
+    boxes = []
+    if plan.need_big:
+        boxes.append(("big", 1, plan.big))
+    if plan.need_ten:
+        boxes.append(("ten", 2, plan.ten))
+    if plan.need_mix:
+        boxes += [(u, 10 + i, plan.mix_msgs) for i, u in enumerate(users["mix"])]
+    return boxes
+
+
 def fill(sm, dv, plan, users, method):
     """Same messages into both. Dovecot: Maildir files written directly (two processes);
     Dovecot indexes them on its first SELECT. sealmail: `sealmail-vault import` of
     that same Maildir (the migration path; same bytes, order and internal dates), or
     its LMTP listener, or IMAP APPEND, or `sealmail-vault deliver`; durable = no for
     the fill phase only."""
-    boxes = [("big", 1, plan.big), ("ten", 2, plan.ten)] + \
-        [(u, 10 + i, plan.mix_msgs) for i, u in enumerate(users["mix"])]
+    boxes = fill_boxes(plan, users)
     t = time.time()
     chunks = []
     for user, seed, n in boxes:
         for s in range(0, n, 2000):
             chunks.append((dv.peer.maildir(user), dv.peer.mail_uid, dv.peer.mail_gid,
                            seed, s, min(n, s + 2000)))
-    with mp.get_context("fork").Pool(2) as pool:
+    with mp.get_context("fork").Pool(2, initializer=signal.signal,
+                                     initargs=(signal.SIGTERM, signal.SIG_DFL)) as pool:
         done = 0
         for k in pool.starmap(servers.write_maildir, chunks, chunksize=1):
             done += k
@@ -295,6 +308,10 @@ def summarize(results, labels, lim, plan):
                     if r.get("wall_s") and r.get("client_cpu_s") is not None]),
                 "extra": runs[-1].get("extra", {}),
             }
+        hits = {lab: x["extra"].get("hits") for lab, x in row["servers"].items()
+                if x["extra"].get("hits") is not None}
+        if len(set(hits.values())) > 1:
+            row["hits_differ"] = hits
         s = row["servers"].get("sealmail", {}).get("median")
         ref = "dovecot-sc0" if name == "login_window" else "dovecot"
         row["reference"] = ref
@@ -365,6 +382,9 @@ def print_table(rows, lim):
           "cpu ms/op: server CPU (whole process tree, user+system) per operation; "
           "'*': some rounds had errors (median of the clean ones).\n"
           "physical limits: %s" % lim.get("source", ""))
+    for r in rows:
+        if r.get("hits_differ"):
+            print("RESULTS DIFFER: %s: %s" % (r["workload"], r["hits_differ"]))
     errs = [(r["workload"], lab, x["error"]) for r in rows for lab, x in r["servers"].items()
             if x["errors"]]
     if errs:
@@ -379,7 +399,6 @@ def _sigterm(signum, frame):
 
 
 def main():
-    import signal
     signal.signal(signal.SIGTERM, _sigterm)
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -394,6 +413,8 @@ def main():
                     help="how sealmail is filled (default: sealmail-vault import of the "
                     "Maildir written for Dovecot)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--name", default="",
+                    help="base name of the result files (default latest, smoke with --smoke)")
     ap.add_argument("--probe", default="", help="bench/limits.c binary")
     ap.add_argument("--keep", action="store_true", help="keep the servers' directories")
     args = ap.parse_args()
@@ -421,6 +442,9 @@ def main():
               "dovecot-lmtpd)", file=sys.stderr)
         return 2
 
+    plan.need_big = want("select_100k_first") or want("select_100k_warm")
+    plan.need_ten = any(want(n) for n in names if n.endswith("_10k") or n == "fetch_body_1k")
+    plan.need_mix = want("mixed")
     argon2 = servers.sealmail_defaults(args.build)[:2]
     if plan.smoke:
         argon2 = OWASP_MIN    # 30 seconds are too short for production Argon2id logins
@@ -464,13 +488,13 @@ def main():
         # -- fill ----------------------------------------------------------------------
         method = args.fill
         t = time.time()
-        log("fill: %d + %d + %d x %d messages; sealmail via %s (durable = no for the fill "
-            "only), Dovecot: Maildir files written directly" % (
-                plan.big, plan.ten, len(users["mix"]), plan.mix_msgs, method))
+        log("fill: %s; sealmail via %s (durable = no for the fill only), Dovecot: "
+            "Maildir files written directly" % (
+                ", ".join("%s %d" % (b[0], b[2]) for b in fill_boxes(plan, users)), method))
         s_fill, d_fill = fill(sm, dv, plan, users, method)
         meta["fill"] = {"sealmail_method": method, "sealmail_s": round(s_fill, 1),
                         "dovecot_s": round(d_fill, 1),
-                        "messages": plan.big + plan.ten + len(users["mix"]) * plan.mix_msgs}
+                        "messages": sum(b[2] for b in fill_boxes(plan, users))}
         meta["notes"].append({
             "import": "sealmail was filled by `sealmail-vault import --maildir` of the very "
                       "Maildir written for Dovecot (durable = no for the fill only): its "
@@ -501,8 +525,9 @@ def main():
         t = time.time()
         sm.unlock_all(users["single"] + users["mix"] + users["win"])
         for srv in servers_ab:
-            for u in ["ten"] + users["mix"]:
-                W.select(srv, u, plan.ten if u == "ten" else plan.mix_msgs, Meter(srv.pid()))
+            for u, _, n in fill_boxes(plan, users):
+                if u != "big":
+                    W.select(srv, u, n, Meter(srv.pid()))
         log("unlocked + primed (%.0fs)" % (time.time() - t))
 
         # -- rounds --------------------------------------------------------------------
@@ -630,7 +655,7 @@ def main():
     print("total run time: %.0f s" % meta["duration_s"])
 
     os.makedirs(args.out, exist_ok=True)
-    base = "smoke" if plan.smoke else "latest"
+    base = args.name or ("smoke" if plan.smoke else "latest")
     jpath = os.path.join(args.out, base + ".json")
     with open(jpath, "w") as f:
         json.dump({"meta": meta, "summary": rows, "runs": results}, f, indent=1,

@@ -112,8 +112,11 @@ def message(seed, i, to="user@bench.example"):
         t = _cut(text, r, body_len)
         body = b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + t
     if i % 40 == 13:
-        # a marker line inside the text (first part when multipart)
+        # a marker line inside the text: after the header of the text part when
+        # multipart (the preamble before the first boundary is no part's body)
         k = body.find(b"\r\n\r\n") + 4
+        if attach:
+            k = body.find(b"\r\n\r\n", k) + 4
         body = body[:k] + b"Please check the " + BODY_MARK.encode() + b" figures.\r\n" + \
             body[k:]
     return hdr + body

@@ -22,13 +22,17 @@ import sealmail  # noqa: E402
 import imapc  # noqa: E402
 import mailgen  # noqa: E402
 
-# Dovecot's stock limits (default_process_limit = 100, default_client_limit = 1000) stop
-# it near 100 concurrent IMAP sessions; the deployment guide's 10,000 connections need
+# Dovecot's stock limits (default_process_limit = 100, default_client_limit = 1000, and
+# service imap { process_limit = 1024 }) stop it near 1,024 concurrent IMAP sessions;
+# the deployment guide's 10,000 connections need
 # what an administrator sets for that: process and client limits above 10,000.
 DOVECOT_CAPACITY_CONF = """
 default_process_limit = 11000
 default_client_limit = 22000
 default_vsz_limit = 512M
+service imap {
+  process_limit = 11000
+}
 service anvil {
   client_limit = 22000
 }

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Profiles sealmail-imapd on one benchmark workload with `perf record` (cpu-clock,
+DWARF call graphs) and prints the hottest functions of the server's processes.
+
+  python3 bench/profile.py --build DIR WORKLOAD [--messages N] [--seconds S]
+
+WORKLOAD: fetch_body, fetch_envelope, search_subject, search_body, select, login_window,
+append, lmtp, mixed. The mailbox is filled with `sealmail-vault import` (N messages,
+default 10,000); the workload is repeated for --seconds while perf samples the whole
+machine; only samples of sealmail's processes (imapd-session, imapd-login, imapd-lmtp*,
+imapd-master) are reported. Needs perf (linux-perf); a VM without hardware counters
+works with the cpu-clock software event used here. Output: perf report --no-children
+(self time per symbol, with the source file from the debug info) and the call chains
+of the top entries, in DIR/profile-WORKLOAD.txt as well as on stdout.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bench  # noqa: E402
+import servers  # noqa: E402
+import workloads as W  # noqa: E402
+
+COMMS = "imapd-session,imapd-login,imapd-lmtp,imapd-lmtp-conn,imapd-master,sealmail-imapd"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workload")
+    ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
+    ap.add_argument("--messages", type=int, default=10000)
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--argon2", default="65536,3")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+    if not shutil.which("perf"):
+        print("profile: perf not installed (apt-get install linux-perf)", file=sys.stderr)
+        return 2
+    argon2 = tuple(int(x) for x in args.argon2.split(","))
+    n = args.messages
+    tmp = tempfile.mkdtemp(prefix="sm-profile-")
+    users = ["ten", "win0", "app", "lmtp", "mix0"]
+    dv = servers.DovecotServer("dovecot", users)   # only its Maildir writer is used
+    sm = servers.SealmailServer("sealmail", users, args.build, argon2)
+    try:
+        servers.write_maildir(dv.peer.maildir("ten"), dv.peer.mail_uid, dv.peer.mail_gid,
+                              2, 0, n)
+        servers.write_maildir(dv.peer.maildir("mix0"), dv.peer.mail_uid, dv.peer.mail_gid,
+                              10, 0, 200)
+        print(sm.fill_import("ten", dv.peer.maildir("ten")))
+        print(sm.fill_import("mix0", dv.peer.maildir("mix0")))
+        dv.stop()
+        for u in users:
+            sm.unlock(u)
+        W.fetch_envelope(sm, "ten", n, bench.Meter(sm.pid()))   # build message caches
+
+        def once():
+            m = bench.Meter(sm.pid())
+            w = args.workload
+            if w == "fetch_body":
+                return W.fetch_body(sm, "ten", min(1000, n), m)
+            if w == "fetch_envelope":
+                return W.fetch_envelope(sm, "ten", n, m)
+            if w == "search_subject":
+                return W.search(sm, "ten", "subject", n, m)
+            if w == "search_body":
+                return W.search(sm, "ten", "body", n, m)
+            if w == "select":
+                return W.select(sm, "ten", n, m)
+            if w == "login_window":
+                return W.login_window(sm, ["win0"], 2, 3, m)
+            if w == "append":
+                return W.append(sm, "app", 100, m)
+            if w == "lmtp":
+                return W.lmtp(sm, "lmtp", 1, 100, m)
+            if w == "mixed":
+                return W.mixed(sm, ["mix0"], 3, m)
+            raise SystemExit("unknown workload " + w)
+
+        data = os.path.join(tmp, "perf.data")
+        perf = subprocess.Popen(["perf", "record", "-a", "-e", "cpu-clock", "-F", "499",
+                                 "--call-graph", "dwarf,16384", "-o", data],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1)
+        t_end = time.time() + args.seconds
+        k = 0
+        vals = []
+        while time.time() < t_end:
+            r = once()
+            vals.append(r.get("value"))
+            k += 1
+            if r.get("errors"):
+                print("workload error:", r.get("error"))
+                break
+        perf.send_signal(2)
+        perf.wait()
+        print("%s: %d runs, values %s" % (args.workload, k, vals[:10]))
+        rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
+                              "--comms", COMMS, "--sort", "comm,dso,sym", "-g", "none",
+                              "--percent-limit", "0.7"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode(
+                                 errors="replace")
+        chains = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
+                                 "--comms", COMMS, "--sort", "sym", "-g",
+                                 "caller,0.5,callee,function,percent", "--percent-limit", "4",
+                                 "-F", "overhead,sym,srcline"],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL).stdout.decode(errors="replace")
+        text = rep + "\n\n==== call chains of the top symbols ====\n" + chains
+        out = args.out or os.path.join(args.build, "profile-%s.txt" % args.workload)
+        with open(out, "w") as f:
+            f.write(text)
+        print("\n".join(rep.splitlines()[:60]))
+        print("full report: %s" % out)
+    finally:
+        sm.stop()
+        dv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
