@@ -14,7 +14,7 @@ meson compile -C build-fuzz
 mkdir -p fuzz/artifacts build-fuzz/corpus-work
 status=0
 for exe in build-fuzz/fuzz/fuzz_*; do
-  [ -x "$exe" ] || continue
+  [ -f "$exe" ] && [ -x "$exe" ] || continue
   t=$(basename "$exe"); t=${t#fuzz_}
   work=build-fuzz/corpus-work/$t
   mkdir -p "$work"
