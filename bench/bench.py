@@ -590,14 +590,10 @@ def main():
         if want("idle_conn_1k"):
             # memory before: sealmail's session processes of these users are part of
             # what their connections cost, so the base is taken before they exist
-            bases = {srv.label: proc.memory(srv.pid()) for srv in servers_ab}
-            t = time.time()
-            sm.unlock_all(users["conn"])
-            log("conn users unlocked (%.0fs)" % (time.time() - t))
             for srv in servers_ab:
                 run_one("idle_conn_1k", srv, lambda m, srv=srv: W.connections(
                     srv, users["conn"], plan.conn_per_user, plan.conn_target,
-                    plan.conn_seconds, m, base=bases[srv.label], settle=settle),
+                    plan.conn_seconds, m, settle=settle),
                     results, 0)
                 time.sleep(settle)
         if want("hold_10k"):
@@ -609,15 +605,11 @@ def main():
                 "login_window" % (hold_argon2[0], hold_argon2[1], plan.hold_target,
                                   plan.hold_seconds, plan.hold_users, plan.hold_per_user,
                                   max(20, plan.hold_per_user)))
-            bases = {srv.label: proc.memory(srv.pid()) for srv in servers_ab}
-            t = time.time()
-            sm.unlock_all(users["hold"])
-            log("hold users unlocked (%.0fs)" % (time.time() - t))
             for srv in servers_ab:
                 run_one("hold_10k", srv, lambda m, srv=srv: W.connections(
                     srv, users["hold"], plan.hold_per_user, plan.hold_target,
                     plan.hold_seconds, m, workers=2 if plan.smoke else 10,
-                    base=bases[srv.label], settle=settle), results, 0)
+                    settle=settle), results, 0)
                 time.sleep(settle)
     except KeyboardInterrupt:
         log("interrupted")

@@ -2,7 +2,7 @@
 """Profiles sealmail-imapd on one benchmark workload with `perf record` (cpu-clock,
 DWARF call graphs) and prints the hottest functions of the server's processes.
 
-  python3 bench/profile.py --build DIR WORKLOAD [--messages N] [--seconds S]
+  python3 bench/profile.py --build DIR WORKLOAD[,WORKLOAD...] [--messages N] [--seconds S]
 
 WORKLOAD: fetch_body, fetch_envelope, search_subject, search_body, select, login_window,
 append, lmtp, mixed. The mailbox is filled with `sealmail-vault import` (N messages,
@@ -62,9 +62,8 @@ def main():
             sm.unlock(u)
         W.fetch_envelope(sm, "ten", n, bench.Meter(sm.pid()))   # build message caches
 
-        def once():
+        def once(w):
             m = bench.Meter(sm.pid())
-            w = args.workload
             if w == "fetch_body":
                 return W.fetch_body(sm, "ten", min(1000, n), m)
             if w == "fetch_envelope":
@@ -80,46 +79,50 @@ def main():
             if w == "append":
                 return W.append(sm, "app", 100, m)
             if w == "lmtp":
-                return W.lmtp(sm, "lmtp", 1, 100, m)
+                return W.lmtp(sm, "lmtp", 10, 20, m)
             if w == "mixed":
                 return W.mixed(sm, ["mix0"], 3, m)
             raise SystemExit("unknown workload " + w)
 
-        data = os.path.join(tmp, "perf.data")
-        perf = subprocess.Popen(["perf", "record", "-a", "-e", "cpu-clock", "-F", "499",
-                                 "--call-graph", "dwarf,16384", "-o", data],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(1)
-        t_end = time.time() + args.seconds
-        k = 0
-        vals = []
-        while time.time() < t_end:
-            r = once()
-            vals.append(r.get("value"))
-            k += 1
-            if r.get("errors"):
-                print("workload error:", r.get("error"))
-                break
-        perf.send_signal(2)
-        perf.wait()
-        print("%s: %d runs, values %s" % (args.workload, k, vals[:10]))
-        rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
-                              "--comms", COMMS, "--sort", "comm,dso,sym", "-g", "none",
-                              "--percent-limit", "0.7"],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode(
-                                 errors="replace")
-        chains = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
-                                 "--comms", COMMS, "--sort", "sym", "-g",
-                                 "caller,0.5,callee,function,percent", "--percent-limit", "4",
-                                 "-F", "overhead,sym,srcline"],
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL).stdout.decode(errors="replace")
-        text = rep + "\n\n==== call chains of the top symbols ====\n" + chains
-        out = args.out or os.path.join(args.build, "profile-%s.txt" % args.workload)
-        with open(out, "w") as f:
-            f.write(text)
-        print("\n".join(rep.splitlines()[:60]))
-        print("full report: %s" % out)
+        for w in args.workload.split(","):
+            data = os.path.join(tmp, "perf-%s.data" % w)
+            perf = subprocess.Popen(["perf", "record", "-a", "-e", "cpu-clock", "-F", "499",
+                                     "--call-graph", "dwarf,16384", "-o", data],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(1)
+            t_end = time.time() + args.seconds
+            k = 0
+            vals = []
+            while time.time() < t_end:
+                r = once(w)
+                vals.append(r.get("value"))
+                k += 1
+                if r.get("errors"):
+                    print("workload error:", r.get("error"))
+                    break
+            perf.send_signal(2)
+            perf.wait()
+            rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
+                                  "--comms", COMMS, "--sort", "comm,dso,sym", "-g", "none",
+                                  "--percent-limit", "0.7"],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL).stdout.decode(errors="replace")
+            chains = subprocess.run(["perf", "report", "-i", data, "--children", "--stdio",
+                                     "--comms", COMMS, "--sort", "sym", "-g",
+                                     "caller,0.5,callee,function,percent",
+                                     "--percent-limit", "5"],
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL).stdout.decode(errors="replace")
+            head = "%s: %d runs, values %s\n" % (w, k, ["%.4g" % v for v in vals[:8]
+                                                       if isinstance(v, (int, float))])
+            text = head + rep + "\n\n==== inclusive (children) with call chains ====\n" + \
+                chains
+            out = os.path.join(args.out or args.build, "profile-%s.txt" % w)
+            with open(out, "w") as f:
+                f.write(text)
+            print(head + "\n".join(l for l in rep.splitlines() if l and not
+                                   l.startswith("#"))[:3000])
+            print("full report: %s\n" % out)
     finally:
         sm.stop()
         dv.stop()

@@ -463,16 +463,24 @@ def connections(srv, users, per_user, target, seconds, meter, workers=8,
     # user by user (all of a user's connections, then the next user's): when the time
     # bound stops the opening early, the held users have their full share, as in the
     # planned layout (sealmail shares one session process among a user's connections)
+    # A user's first connection is a full login (sealmail: passphrase + OTP, which
+    # starts the user's session process), the others log in inside the unlock window;
+    # so only users that hold connections have a session, as in production.
     creds = []
     for u in users:
+        if len(creds) >= target:
+            break
         pw = srv.window_password(u)
-        creds += [(u, pw)] * per_user
+        creds += [(u, srv.full_password(u))] + [(u, pw)] * (per_user - 1)
     creds = creds[:target]
     ctx = mp.get_context("fork")
     counter = ctx.Value("i", 0)
     release = ctx.Event()
     deadline = time.time() + seconds
-    shares = [creds[i::workers] for i in range(workers)]
+    # whole users per worker (the full login must come before the window logins)
+    shares = [[] for _ in range(workers)]
+    for j in range(0, len(creds), per_user):
+        shares[(j // per_user) % workers] += creds[j:j + per_user]
     if base is None:
         base = proc.memory(srv.pid())
     args = [(srv.host, srv.imap_port, s, deadline, mem_floor, counter, release)
@@ -518,8 +526,18 @@ def connections(srv, users, per_user, target, seconds, meter, workers=8,
         if p.is_alive():
             p.kill()
     # let the server's per-connection processes end before the next measurement
+    # (until the count is near the base or stops falling: sealmail's session processes
+    # stay for the unlock window)
     t_end = time.time() + 90
-    while time.time() < t_end and len(proc.tree(srv.pid())) > base["procs"] + 50:
+    prev, still = None, 0
+    while time.time() < t_end:
+        k = len(proc.tree(srv.pid()))
+        if k <= base["procs"] + 50:
+            break
+        still = still + 1 if prev is not None and k >= prev else 0
+        if still >= 3:
+            break
+        prev = k
         time.sleep(1)
     m = _merge(results)
     d_pss = mem["pss"] - base["pss"]
