@@ -7,8 +7,8 @@ DWARF call graphs) and prints the hottest functions of the server's processes.
 WORKLOAD: fetch_body, fetch_envelope, search_subject, search_body, select, login_window,
 append, lmtp, mixed. The mailbox is filled with `sealmail-vault import` (N messages,
 default 10,000); the workload is repeated for --seconds while perf samples the whole
-machine; only samples of sealmail's processes (imapd-session, imapd-login, imapd-lmtp*,
-imapd-master) are reported. Needs perf (linux-perf); a VM without hardware counters
+machine; only samples of this server's process tree (polled while the workload runs)
+are reported. Needs perf (linux-perf); a VM without hardware counters
 works with the cpu-clock software event used here. Output: perf report --no-children
 (self time per symbol, with the source file from the debug info) and the call chains
 of the top entries, in DIR/profile-WORKLOAD.txt as well as on stdout.
@@ -20,15 +20,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench  # noqa: E402
+import proc  # noqa: E402
 import servers  # noqa: E402
 import workloads as W  # noqa: E402
-
-COMMS = "imapd-session,imapd-login,imapd-lmtp,imapd-lmtp-conn,imapd-master,sealmail-imapd"
 
 
 def main():
@@ -85,11 +85,23 @@ def main():
             raise SystemExit("unknown workload " + w)
 
         for w in args.workload.split(","):
-            data = os.path.join(tmp, "perf-%s.data" % w)
+            data = os.path.join(args.out or tmp, "perf-%s.data" % w)
             perf = subprocess.Popen(["perf", "record", "-a", "-e", "cpu-clock", "-F", "499",
                                      "--call-graph", "dwarf,16384", "-o", data],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(1)
+            # the server's processes, polled while the workload runs (login and LMTP
+            # processes come and go): the report keeps only their samples, not those
+            # of other sealmail instances on the machine
+            pids = set()
+            stop = threading.Event()
+
+            def poll():
+                while not stop.is_set():
+                    pids.update(proc.tree(sm.pid()))
+                    time.sleep(0.05)
+            th = threading.Thread(target=poll, daemon=True)
+            th.start()
             t_end = time.time() + args.seconds
             k = 0
             vals = []
@@ -102,13 +114,23 @@ def main():
                     break
             perf.send_signal(2)
             perf.wait()
+            stop.set()
+            th.join()
+            pidarg = "--pid=" + ",".join(str(p) for p in sorted(pids))
             rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio",
-                                  "--comms", COMMS, "--sort", "comm,dso,sym", "-g", "none",
+                                  pidarg, "--sort", "comm,dso,sym", "-g", "none",
                                   "--percent-limit", "0.7"],
                                  stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL).stdout.decode(errors="replace")
+            session = subprocess.run(["perf", "report", "-i", data, "--no-children",
+                                      "--stdio", pidarg, "--comms", "imapd-session",
+                                      "--percentage", "relative", "--sort", "dso,sym",
+                                      "-g", "none", "--percent-limit", "1"],
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL).stdout.decode(errors="replace")
+            rep += "\n\n==== the session process alone (relative) ====\n" + session
             chains = subprocess.run(["perf", "report", "-i", data, "--children", "--stdio",
-                                     "--comms", COMMS, "--sort", "sym", "-g",
+                                     pidarg, "--sort", "sym", "-g",
                                      "caller,0.5,callee,function,percent",
                                      "--percent-limit", "5"],
                                     stdout=subprocess.PIPE,
