@@ -106,9 +106,10 @@ def memory(root):
 
 
 def self_cpu():
-    """CPU seconds of this process and its waited-for children (the load generator)."""
+    """CPU seconds of this process (the load generator's own share; worker processes
+    report theirs separately, and reaped children of earlier phases must not count)."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system
 
 
 def mem_available():
