@@ -66,61 +66,6 @@ static bool is_header_spec(enum imap_section_spec s)
 	    s == IMAP_SPEC_HEADER_FIELDS_NOT;
 }
 
-/* Per-message lazily loaded sources. */
-struct msrc {
-	struct imap_client *c;
-	struct vault_txn *t;
-	uint32_t mbox, uid;
-	struct pending_cache *pend;
-	struct mcache mc;
-	bool have_mc;
-	struct imap_msg *hm;		/* the cached header parsed alone */
-	struct sbuf *data;
-	struct imap_msg *pm;
-};
-
-static void msrc_clear(struct msrc *s)
-{
-	imap_msg_free(&s->hm);
-	imap_msg_free(&s->pm);
-	sbuf_free(&s->data);
-	mcache_clear(&s->mc);
-}
-
-static int need_cache(struct msrc *s)
-{
-	int r;
-
-	if (s->have_mc)
-		return 0;
-	if ((r = mcache_get(s->c, s->t, s->mbox, s->uid, &s->mc, s->pend)) < 0)
-		return r;
-	s->have_mc = true;
-	return 0;
-}
-
-static int need_header_msg(struct msrc *s)
-{
-	int r;
-
-	if (s->hm != NULL)
-		return 0;
-	if ((r = need_cache(s)) < 0)
-		return r;
-	return imap_msg_parse(s->mc.hdr, s->mc.hdrlen, NULL, &s->hm);
-}
-
-static int need_full(struct msrc *s, bool parse)
-{
-	int r;
-
-	if (s->data == NULL && (r = msg_load(s->c, s->t, s->mbox, s->uid, &s->data, NULL)) < 0)
-		return r;
-	if (parse && s->pm == NULL)
-		return imap_msg_parse(s->data->d, s->data->len, NULL, &s->pm);
-	return 0;
-}
-
 /* Writes "LABEL SP data" applying <origin.length>. */
 static int out_section(struct imap_client *c, const char *label,
     const struct imap_fetch_section *sec, const uint8_t *p, size_t len, bool binary)
@@ -180,7 +125,7 @@ static int fetch_section(struct msrc *s, const struct imap_fetch_section *sec, u
 			struct imap_msg_cache_part rec;
 			int i;
 
-			if ((r = need_cache(s)) < 0)
+			if ((r = msrc_cache(s)) < 0)
 				goto out;
 			i = imap_msg_cache_find_part(&s->mc.mc, sec->part, sec->nparts);
 			if (i >= 0) {
@@ -197,7 +142,7 @@ static int fetch_section(struct msrc *s, const struct imap_fetch_section *sec, u
 		goto out;
 	}
 	if (sec->kind == IMAP_SECTION_BINARY) {
-		if ((r = need_full(s, true)) < 0)
+		if ((r = msrc_body(s, true)) < 0)
 			goto out;
 		if ((r = imap_msg_binary(s->pm, sec->part, sec->nparts, &built)) < 0)
 			goto out;
@@ -206,7 +151,7 @@ static int fetch_section(struct msrc *s, const struct imap_fetch_section *sec, u
 	}
 	/* BODY[...] */
 	if (sec->nparts == 0 && is_header_spec(sec->spec)) {
-		if ((r = need_header_msg(s)) < 0)
+		if ((r = msrc_header(s)) < 0)
 			goto out;
 		r = imap_msg_section(s->hm, NULL, 0, spec_of(sec->spec),
 		    (const char *const *)sec->fields, sec->nfields, &built, &off, &len);
@@ -231,12 +176,12 @@ static int fetch_section(struct msrc *s, const struct imap_fetch_section *sec, u
 		goto out;
 	}
 	if (sec->nparts == 0 && sec->spec == IMAP_SPEC_NONE) {
-		if ((r = need_full(s, false)) < 0)
+		if ((r = msrc_body(s, false)) < 0)
 			goto out;
 		r = out_section(c, sec->label, sec, s->data->d, s->data->len, false);
 		goto out;
 	}
-	if ((r = need_full(s, true)) < 0)
+	if ((r = msrc_body(s, true)) < 0)
 		goto out;
 	r = imap_msg_section(s->pm, sec->part, sec->nparts, spec_of(sec->spec),
 	    (const char *const *)sec->fields, sec->nfields, &built, &off, &len);
@@ -308,11 +253,12 @@ static int fetch_one(struct imap_client *c, struct fetch_ctx *fc, struct vault_t
 	uint32_t items = f->items;
 	uint32_t uid = v->uids[vi];
 	const struct mmsg *m = mbox_state_find(st, uid);
-	struct msrc s = { .c = c, .t = t, .mbox = st->id, .uid = uid, .pend = &fc->pend };
+	struct msrc s;
 	size_t start = c->out->len;
 	const char *sp = "";
 	int r;
 
+	msrc_init(&s, c, t, st->id, uid, &fc->pend);
 	if (m == NULL) {
 		/* Expunged by another connection; its EXPUNGE comes later (RFC 2180 4.1). */
 		fc->gone = true;
@@ -378,7 +324,7 @@ static int fetch_one(struct imap_client *c, struct fetch_ctx *fc, struct vault_t
 			goto fail;
 	}
 	if (items & (IMAP_FETCH_ENVELOPE | IMAP_FETCH_BODY | IMAP_FETCH_BODYSTRUCTURE)) {
-		if ((r = need_cache(&s)) < 0)
+		if ((r = msrc_cache(&s)) < 0)
 			goto fail;
 		if (items & IMAP_FETCH_ENVELOPE) {
 			SEP();
@@ -400,7 +346,7 @@ static int fetch_one(struct imap_client *c, struct fetch_ctx *fc, struct vault_t
 		}
 	}
 	if (items & IMAP_FETCH_RFC822_HEADER) {
-		if ((r = need_cache(&s)) < 0)
+		if ((r = msrc_cache(&s)) < 0)
 			goto fail;
 		SEP();
 		if ((r = out_section(c, "RFC822.HEADER", NULL, s.mc.hdr, s.mc.hdrlen, false)) < 0)
@@ -421,7 +367,7 @@ static int fetch_one(struct imap_client *c, struct fetch_ctx *fc, struct vault_t
 			msrc_clear(&s);
 			return r;
 		}
-		if ((r = need_full(&s, false)) < 0 ||
+		if ((r = msrc_body(&s, false)) < 0 ||
 		    (r = out_section(c, "RFC822", NULL, s.data->d, s.data->len, false)) < 0)
 			goto fail;
 	}

@@ -44,57 +44,6 @@ static void search_ctx_free(void *arg)
 	free(sc);
 }
 
-/* Lazily loaded message sources for one message. */
-struct ssrc {
-	struct imap_client *c;
-	struct vault_txn *t;
-	uint32_t mbox, uid;
-	struct pending_cache *pend;
-	struct mcache mc;
-	bool have_mc;
-	struct imap_msg *hm;
-	struct sbuf *data;
-	struct imap_msg *pm;
-};
-
-static void ssrc_clear(struct ssrc *s)
-{
-	imap_msg_free(&s->hm);
-	imap_msg_free(&s->pm);
-	sbuf_free(&s->data);
-	mcache_clear(&s->mc);
-}
-
-static int ssrc_cache(struct ssrc *s)
-{
-	int r;
-
-	if (s->have_mc)
-		return 0;
-	if ((r = mcache_get(s->c, s->t, s->mbox, s->uid, &s->mc, s->pend)) < 0)
-		return r;
-	s->have_mc = true;
-	return 0;
-}
-
-static int ssrc_header(struct ssrc *s)
-{
-	int r;
-
-	if (s->hm != NULL)
-		return 0;
-	if ((r = ssrc_cache(s)) < 0)
-		return r;
-	return imap_msg_parse(s->mc.hdr, s->mc.hdrlen, NULL, &s->hm);
-}
-
-static int ssrc_body(struct ssrc *s)
-{
-	if (s->pm != NULL)
-		return 0;
-	return msg_load(s->c, s->t, s->mbox, s->uid, &s->data, &s->pm);
-}
-
 static bool has_kw(const struct mbox_state *st, const struct mmsg *m, const char *kw)
 {
 	for (size_t i = 0; i < m->nkw; i++)
@@ -118,7 +67,7 @@ static int needle(const struct imap_search_key *k, char *buf, size_t len, const 
 	return 0;
 }
 
-static int hdr_match(struct ssrc *s, const char *field, const struct imap_search_key *k)
+static int hdr_match(struct msrc *s, const char *field, const struct imap_search_key *k)
 {
 	char nb[4096];
 	const char *nd;
@@ -126,14 +75,14 @@ static int hdr_match(struct ssrc *s, const char *field, const struct imap_search
 
 	if ((r = needle(k, nb, sizeof(nb), &nd)) < 0)
 		return 0;
-	if ((r = ssrc_header(s)) < 0)
+	if ((r = msrc_header(s)) < 0)
 		return r;
 	return imap_msg_search_header(s->hm, field, nd);
 }
 
 /* 1 match, 0 no match, <0 error. */
 static int eval(struct imap_client *c, struct search_ctx *sc, const struct imap_search_key *k,
-    size_t vi, const struct mmsg *m, struct ssrc *s)
+    size_t vi, const struct mmsg *m, struct msrc *s)
 {
 	const struct mbox_state *st = c->view->st;
 	int64_t kday = (int64_t)(k->day >= 0 ? k->day / 86400 : (k->day - 86399) / 86400);
@@ -208,7 +157,7 @@ static int eval(struct imap_client *c, struct search_ctx *sc, const struct imap_
 	case IMAP_SK_SENTSINCE: {
 		int64_t d;
 
-		if ((r = ssrc_cache(s)) < 0)
+		if ((r = msrc_cache(s)) < 0)
 			return r;
 		/* RFC 9051: the Date header's date, disregarding time and zone; a
 		 * message without a usable Date falls back to the internal date
@@ -264,7 +213,7 @@ static int eval(struct imap_client *c, struct search_ctx *sc, const struct imap_
 
 		if (needle(k, nb, sizeof(nb), &nd) < 0)
 			return 0;
-		if ((r = ssrc_body(s)) < 0)
+		if ((r = msrc_body(s, true)) < 0)
 			return r;
 		return imap_msg_search_text(s->pm, nd, k->type == IMAP_SK_BODY ?
 		    IMAP_MSG_SEARCH_BODY : IMAP_MSG_SEARCH_TEXT);
@@ -414,13 +363,13 @@ static int search_resume(struct imap_client *c)
 	for (; sc->pos < end; sc->pos++) {
 		uint32_t uid = c->view->uids[sc->pos];
 		const struct mmsg *m = mbox_state_find(c->view->st, uid);
-		struct ssrc s = { .c = c, .t = t, .mbox = c->view->st->id, .uid = uid,
-		    .pend = &sc->pend };
+		struct msrc s;
 
 		if (m == NULL)
 			continue;	/* expunged meanwhile: no longer matches */
+		msrc_init(&s, c, t, c->view->st->id, uid, &sc->pend);
 		r = eval(c, sc, sc->s->root, sc->pos, m, &s);
-		ssrc_clear(&s);
+		msrc_clear(&s);
 		if (r == VAULT_ERR_NOMSG) {
 			r = 0;
 			continue;

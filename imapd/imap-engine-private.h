@@ -333,6 +333,33 @@ void pending_clear(struct pending_cache *p);
 int msg_load(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32_t uid,
     struct sbuf **data_out, struct imap_msg **msg_out);
 
+/* ---- message source (imap-engine-src.c) ----------------------------------------
+ * One message's summary / header / body for a command, each loaded lazily and at most
+ * once. Init with msrc_init, call the msrc_* loaders, read the fields they document,
+ * then msrc_clear (always, also after an error). t must stay open until msrc_clear.
+ * Loaders return 0, VAULT_ERR_NOMSG (expunged), -ENOTSUP, -EPROTO or another -errno. */
+struct msrc {
+	struct imap_client *c;
+	struct vault_txn *t;
+	uint32_t mbox, uid;
+	struct pending_cache *pend;	/* where a newly built summary is queued; may be NULL */
+	struct mcache mc;		/* after msrc_cache: mc.mc (ENVELOPE, BODYSTRUCTURE,
+					 * BODY, parts, Date) and mc.hdr/mc.hdrlen */
+	bool have_mc;
+	struct imap_msg *hm;		/* after msrc_header: the header block parsed alone */
+	struct sbuf *data;		/* after msrc_body: the whole message (secure) */
+	struct imap_msg *pm;		/* after msrc_body(parse true): data parsed */
+};
+void msrc_init(struct msrc *s, struct imap_client *c, struct vault_txn *t, uint32_t mbox,
+    uint32_t uid, struct pending_cache *pend);
+void msrc_clear(struct msrc *s);
+/* The summary (sealed cache; built from the body and queued in pend if missing). */
+int msrc_cache(struct msrc *s);
+/* The top-level header block, parsed (from the summary's copy, no body read). */
+int msrc_header(struct msrc *s);
+/* The whole message; parse: also s->pm. */
+int msrc_body(struct msrc *s, bool parse);
+
 /* Shared helpers. */
 bool cmd_is_uid(const struct imap_cmd *cmd);
 /* Resolves a mailbox argument (astring, mUTF-7 unless UTF8=ACCEPT) to UTF-8 with
