@@ -23,10 +23,14 @@ int imap_capability_string(bool authenticated, bool tls, bool starttls_available
 	if (authenticated)
 		n = snprintf(out, outlen, "%s", caps_auth);
 	else
+		/* RFC 9051 6.2.3 and 7.2.2: LOGINDISABLED means LOGIN and every plaintext
+		 * SASL mechanism are refused on this transport, so AUTH=PLAIN is not
+		 * advertised beside it (Dovecot lists no mechanism then either; the
+		 * client knows to STARTTLS first). */
 		n = snprintf(out, outlen,
-		    "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE%s AUTH=PLAIN%s",
+		    "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE%s%s",
 		    !tls && starttls_available ? " STARTTLS" : "",
-		    login_allowed ? "" : " LOGINDISABLED");
+		    login_allowed ? " AUTH=PLAIN" : " LOGINDISABLED");
 	if (n < 0 || (size_t)n >= outlen)
 		return -E2BIG;
 	return 0;

@@ -165,8 +165,12 @@ int imap_client_new(struct imap_user *u, const struct imap_client_params *p,
 	if ((r = imap_parser_new(&lim, &c->parser)) < 0)
 		goto fail;
 	if (p->npending > 0) {
+		/* Commands the client pipelined behind LOGIN arrived with the auth frame;
+		 * no fd event will announce them, so mark the client runnable:
+		 * imap_client_timeout() then returns 0 and the caller's loop runs them. */
 		memcpy(c->in, p->pending, p->npending);
 		c->inlen = p->npending;
+		c->runnable = true;
 	}
 	if ((r = send_greeting(c, p->login_tag)) < 0)
 		goto fail;

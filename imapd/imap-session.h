@@ -60,7 +60,8 @@ void imap_client_free(struct imap_client **c);
 
 /* The CAPABILITY list for a state, space separated, without "CAPABILITY". Before
  * authentication: IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE STARTTLS (when
- * not yet TLS and TLS is configured) AUTH=PLAIN (LOGINDISABLED when login is not
- * allowed on this transport); after: the full extension list. */
+ * not yet TLS and TLS is configured), then AUTH=PLAIN where login is allowed on this
+ * transport, else LOGINDISABLED alone (RFC 9051 6.2.3); after: the full extension
+ * list. */
 int imap_capability_string(bool authenticated, bool tls, bool starttls_available,
     bool login_allowed, char *out, size_t outlen);

@@ -185,11 +185,9 @@ static void client_add(int fd, const struct auth_frame *f)
 		close(fd);
 		return;
 	}
+	/* Commands pipelined behind LOGIN are in the engine's buffer; the engine marks
+	 * the client runnable, so the poll loop runs them on its next turn. */
 	S.clients[S.nclients++] = c;
-	/* Commands the client pipelined behind LOGIN are already in the engine's buffer;
-	 * no fd event will announce them, so run them now. */
-	if (f->npending > 0 && imap_client_handle(c, 0, time(NULL)) != 0)
-		imap_client_free(&S.clients[--S.nclients]);
 }
 
 /* Reads what the pending connection has sent; handles a complete frame. */

@@ -700,6 +700,21 @@ def t_pipelined_after_login(srv):
     check(r.until("b")[-1].startswith("b OK"), "pipelined SELECT not answered")
     check(r.until("c")[-1].startswith("c OK"), "pipelined LOGOUT not answered")
     r.close()
+    # The same behind AUTHENTICATE PLAIN with SASL-IR, in one segment, with a
+    # non-synchronizing literal (RFC 7888) among the pipelined commands: nothing
+    # but the bytes already sent may drive the session.
+    r = Raw(srv.imaps_port)
+    ir = base64.b64encode(b"\0alice\0" + srv.v.password("alice").encode()).decode()
+    r.send('a AUTHENTICATE PLAIN %s\r\nb LIST "" {5+}\r\nINBOX\r\n'
+           'c STATUS INBOX (MESSAGES)\r\nd LOGOUT\r\n' % ir)
+    check(r.until("a")[-1].startswith("a OK"), "AUTHENTICATE")
+    out = r.until("b")
+    check(out[-1].startswith("b OK") and any('"INBOX"' in x or " INBOX" in x
+                                              for x in out[:-1]), "LIST: %r" % out)
+    out = r.until("c")
+    check(out[-1].startswith("c OK") and any("MESSAGES" in x for x in out), "STATUS %r" % out)
+    check(r.until("d")[-1].startswith("d OK"), "pipelined LOGOUT not answered")
+    r.close()
 
 
 def t_unreadable_cert(srv):
@@ -747,6 +762,10 @@ def t_session_exits_after_window(srv):
 def t_logindisabled(srv):
     c = srv.plain()
     check("LOGINDISABLED" in c.capabilities, "caps %r" % (c.capabilities,))
+    # RFC 9051 6.2.3 / 7.2.2: no plaintext SASL mechanism beside LOGINDISABLED (as
+    # Dovecot: a mechanism is listed only on a secured transport or if not plaintext)
+    check(not any(x.startswith("AUTH=") for x in c.capabilities),
+          "AUTH= advertised with LOGINDISABLED: %r" % (c.capabilities,))
     try:
         c.login("alice", srv.v.password("alice"))
         raise AssertionError("plaintext LOGIN accepted")

@@ -43,7 +43,8 @@ static const struct ckey keys[] = {
 	{ "audit_log", CT_STR, S(audit_log), 0, 0,
 	  "JSON-lines audit log: a file path, \"syslog\", or empty = off" },
 	{ "run_user", CT_STR, S(run_user), 0, 0,
-	  "user to drop to after binding when started as root; empty = stay" },
+	  "user the daemons drop to after binding; required when started as root "
+	  "(they refuse to handle network input as root); ignored otherwise" },
 	{ "unlock_window", CT_DURATION, S(unlock_window), 0, UINT32_MAX,
 	  "passphrase-only logins accepted this long after a full login; 0 = never" },
 	{ "rotation_period", CT_DURATION, S(rotation_period), 3600, UINT32_MAX,
@@ -71,6 +72,9 @@ static const struct ckey keys[] = {
 	  "allow LOGIN without TLS from 127.0.0.1/::1" },
 	{ "durable", CT_BOOL, S(durable), 0, 0,
 	  "fsync every commit; \"no\" is for benchmarks only (a crash loses mail)" },
+	{ "seccomp", CT_BOOL, S(seccomp), 0, 0,
+	  "seccomp syscall allowlist on the pre-login processes (imapd-login); "
+	  "\"no\" only to debug" },
 	{ "hostname", CT_STR, S(hostname), 0, 0, "for greetings and Received: headers" },
 	{ "log_level", CT_LEVEL, S(log_level), 0, 0, "debug, info, warn or error" },
 };
@@ -97,6 +101,7 @@ void vault_config_defaults(struct vault_config *c)
 	c->idle_timeout = 1800;
 	c->plaintext_loopback = true;
 	c->durable = true;
+	c->seccomp = true;
 	if (gethostname(c->hostname, sizeof(c->hostname) - 1) != 0 || c->hostname[0] == '\0')
 		snprintf(c->hostname, sizeof(c->hostname), "localhost");
 	c->hostname[sizeof(c->hostname) - 1] = '\0';

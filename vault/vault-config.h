@@ -30,6 +30,7 @@ struct vault_config {
 	uint32_t idle_timeout;		/* seconds, >= 30 min (RFC 9051 5.4) */
 	bool plaintext_loopback;	/* allow LOGIN without TLS on loopback */
 	bool durable;			/* fsync each commit (default yes) */
+	bool seccomp;			/* syscall filter on imapd-login (default yes) */
 	char hostname[256];		/* for greetings and Received: headers */
 	char log_level[16];		/* debug|info|warn|error */
 };
