@@ -18,25 +18,32 @@
 
 #define BLOB_MAGIC "SEC"
 #define BLOB_VERSION 1
-#define BLOBCACHE_BYTES ((size_t)16 << 20)
-#define BLOBCACHE_SLOTS ((size_t)1 << 16)
+#define BLOBCACHE_MAX_SLOTS ((size_t)1 << 16)
 
 /* ---- in-session blob cache ------------------------------------------------------ */
 
-int blobcache_init(struct blobcache *bc)
+/* bytes = 0: no cache. One slot per 256 bytes of arena (a power of two, 64..64Ki). */
+int blobcache_init(struct blobcache *bc, size_t bytes)
 {
+	size_t nslot = 64;
 	int r;
 
 	memset(bc, 0, sizeof(*bc));
-	if ((bc->slot = calloc(BLOBCACHE_SLOTS, sizeof(*bc->slot))) == NULL)
+	if (bytes == 0)
+		return 0;
+	if (bytes > UINT32_MAX)		/* slot offsets are 32-bit */
+		bytes = UINT32_MAX;
+	while (nslot < BLOBCACHE_MAX_SLOTS && nslot * 256 < bytes)
+		nslot *= 2;
+	if ((bc->slot = calloc(nslot, sizeof(*bc->slot))) == NULL)
 		return -ENOMEM;
-	if ((r = secret_new(BLOBCACHE_BYTES, &bc->arena)) < 0) {
+	if ((r = secret_new(bytes, &bc->arena)) < 0) {
 		free(bc->slot);
 		bc->slot = NULL;
 		return r;
 	}
-	bc->cap = BLOBCACHE_BYTES;
-	bc->nslot = BLOBCACHE_SLOTS;
+	bc->cap = bytes;
+	bc->nslot = nslot;
 	return 0;
 }
 

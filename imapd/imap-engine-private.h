@@ -318,7 +318,7 @@ int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32
     struct mcache *out, struct pending_cache *pend);
 void mcache_clear(struct mcache *mc);
 /* The in-session blob cache. get: 1 and a view (valid until the next put) or 0. */
-int blobcache_init(struct blobcache *bc);
+int blobcache_init(struct blobcache *bc, size_t bytes);
 void blobcache_free(struct blobcache *bc);
 int blobcache_get(struct blobcache *bc, uint32_t mbox, uint32_t uid, const uint8_t **p,
     size_t *len);

@@ -34,7 +34,7 @@ int imap_user_new(struct vault *v, struct vault_keys *k, const struct vault_conf
 	u->cfg = cfg;
 	u->user_id = vault_keys_user_id(k);
 	/* Without the blob cache everything still works, only slower. */
-	if (blobcache_init(&u->bc) < 0)
+	if (blobcache_init(&u->bc, (size_t)cfg->session_cache_size) < 0)
 		log_warn("session: no memory for the blob cache");
 	if ((r = vault_txn_begin(v, false, &t)) == 0) {
 		r = vault_user_change_seq(t, u->user_id, &u->change_seq);

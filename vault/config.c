@@ -61,6 +61,8 @@ static const struct ckey keys[] = {
 	  "the map grows (doubling) up to this size; then deliveries fail cleanly" },
 	{ "max_message_size", CT_SIZE, S(max_message_size), 1024, UINT64_C(1) << 32,
 	  "largest message accepted (APPENDLIMIT, LMTP SIZE)" },
+	{ "session_cache_size", CT_SIZE, S(session_cache_size), 0, UINT64_C(1) << 32,
+	  "per-user session cache of decrypted message summaries (locked memory); 0 = none" },
 	{ "max_connections", CT_U32, S(max_connections), 1, 1000000, "connections per server" },
 	{ "max_user_connections", CT_U32, S(max_user_connections), 1, 100000,
 	  "connections per user" },
@@ -95,6 +97,7 @@ void vault_config_defaults(struct vault_config *c)
 	c->map_size = UINT64_C(64) << 20;
 	c->map_max = UINT64_C(64) << 30;
 	c->max_message_size = UINT64_C(64) << 20;
+	c->session_cache_size = UINT64_C(16) << 20;
 	c->max_connections = 10000;
 	c->max_user_connections = 20;
 	c->prelogin_timeout = 60;
