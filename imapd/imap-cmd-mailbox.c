@@ -140,10 +140,14 @@ static int qresync_report(struct imap_client *c, const struct imap_select_params
 
 static size_t first_unseen(const struct view *v)
 {
-	for (size_t i = 0; i < v->n; i++) {
-		const struct mmsg *m = mbox_state_find(v->st, v->uids[i]);
+	const struct mbox_state *st = v->st;
+	size_t j = 0;
 
-		if (m != NULL && !(m->flags & VAULT_F_SEEN))
+	/* Both arrays are sorted by UID: one merge walk. */
+	for (size_t i = 0; i < v->n; i++) {
+		while (j < st->n && st->m[j].uid < v->uids[i])
+			j++;
+		if (j < st->n && st->m[j].uid == v->uids[i] && !(st->m[j].flags & VAULT_F_SEEN))
 			return i + 1;
 	}
 	return 0;
@@ -565,6 +569,11 @@ static int status_one(struct imap_client *c, struct vault_txn *t,
 		for (st = c->u->states; st != NULL; st = st->next)
 			if (st->id == mb->id && !st->deleted)
 				break;
+		/* An idle state (mbox_state_unref) is not kept fresh: count from the
+		 * store instead (refreshing it here, in a read txn, would skip the
+		 * adoption its next SELECT does). */
+		if (st != NULL && st->views == NULL)
+			st = NULL;
 		if (st != NULL) {
 			for (size_t i = 0; i < st->n; i++) {
 				cc.unseen += !(st->m[i].flags & VAULT_F_SEEN);

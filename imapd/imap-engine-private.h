@@ -83,7 +83,12 @@ struct mbox_state {
 	struct view *views;
 	bool deleted;
 	struct view *recent_owner;
+	uint64_t last_used;		/* imap_user.state_clock when its last view closed */
 };
+/* Idle states (no view) kept per session process; the least recently used beyond
+ * either bound are freed. */
+#define IDLE_STATES_MAX 8
+#define IDLE_STATE_MSGS_MAX ((size_t)1000000)
 
 struct view {
 	struct view *next;		/* in mbox_state.views */
@@ -180,7 +185,8 @@ struct imap_user {
 	struct imap_client *clients;
 	size_t nclients;
 	unsigned next_client_id;
-	struct mbox_state *states;
+	struct mbox_state *states;	/* selected ones, and idle ones (see mbox_state_unref) */
+	uint64_t state_clock;
 	struct blobcache bc;
 	time_t last_keys_refresh;
 };
@@ -220,7 +226,9 @@ int engine_capability(struct imap_client *c, char *buf, size_t len);
 /* ---- mailbox state and views (imap-engine-sync.c) ------------------------------ */
 int mbox_state_get(struct imap_user *u, struct vault_txn *t, uint32_t id,
     struct mbox_state **out);
+/* Called when st may have lost its last view: keeps it idle (bounded) or frees it. */
 void mbox_state_unref(struct mbox_state *st);
+void user_states_free(struct imap_user *u);
 /* Brings st up to date with the vault inside t (new messages, external changes). */
 int mbox_state_refresh(struct mbox_state *st, struct vault_txn *t);
 /* Refresh every loaded state. adopt: new messages (deliveries by other processes)

@@ -333,6 +333,8 @@ int mbox_state_refresh(struct mbox_state *st, struct vault_txn *t)
 	return 0;
 }
 
+static void state_free(struct mbox_state *st);
+
 int mbox_state_get(struct imap_user *u, struct vault_txn *t, uint32_t id,
     struct mbox_state **out)
 {
@@ -345,8 +347,11 @@ int mbox_state_get(struct imap_user *u, struct vault_txn *t, uint32_t id,
 		if (st->id == id && !st->deleted) {
 			if ((r = mbox_state_refresh(st, t)) < 0)
 				return r;
-			if (st->deleted)
+			if (st->deleted) {
+				if (st->views == NULL)
+					state_free(st);
 				break;
+			}
 			*out = st;
 			return 0;
 		}
@@ -397,10 +402,48 @@ static void state_free(struct mbox_state *st)
 	free(st);
 }
 
+/* A state whose last view closed is kept (idle) so the next SELECT of the mailbox in
+ * this session process costs a refresh instead of a listing (one AEAD open per
+ * message). Idle states are not refreshed by user_refresh_all; mbox_state_get
+ * refreshes them against the vault's counters (uidnext, highestmodseq, messages)
+ * before use, the same check that keeps concurrent sessions in sync. Bounded: the
+ * least recently used idle states go first. */
 void mbox_state_unref(struct mbox_state *st)
 {
-	if (st != NULL && st->views == NULL)
+	struct imap_user *u;
+	size_t msgs = 0, nidle = 0;
+
+	if (st == NULL || st->views != NULL)
+		return;
+	u = st->u;
+	if (st->deleted) {
 		state_free(st);
+		return;
+	}
+	st->last_used = ++u->state_clock;
+	for (;;) {
+		struct mbox_state *lru = NULL;
+
+		msgs = 0;
+		nidle = 0;
+		for (struct mbox_state *s = u->states; s != NULL; s = s->next) {
+			if (s->views != NULL)
+				continue;
+			nidle++;
+			msgs += s->n;
+			if (lru == NULL || s->last_used < lru->last_used)
+				lru = s;
+		}
+		if (lru == NULL || (nidle <= IDLE_STATES_MAX && msgs <= IDLE_STATE_MSGS_MAX))
+			break;
+		state_free(lru);
+	}
+}
+
+void user_states_free(struct imap_user *u)
+{
+	while (u->states != NULL)
+		state_free(u->states);
 }
 
 int user_refresh_all(struct imap_user *u, bool adopt)
@@ -419,18 +462,31 @@ int user_refresh_all(struct imap_user *u, bool adopt)
 		if (st->deleted)
 			continue;
 		r = vault_mailbox_get(t, u->k, st->id, &mb);
+		if (st->views == NULL) {
+			/* idle: refreshed when next used; only a deleted mailbox's goes now */
+			if (r == VAULT_ERR_NOMBOX || (r == 0 && mb.uidvalidity != st->uidvalidity))
+				st->deleted = true;
+			r = r == VAULT_ERR_NOMBOX ? 0 : r;
+			continue;
+		}
 		if (r == 0 && mb.uidnext > st->uidnext && adopt)
 			need_write = true;	/* new mail: adopt it once, in a write txn */
 		else if (r == 0 || r == VAULT_ERR_NOMBOX)
 			r = mbox_state_refresh(st, t);
 	}
 	vault_txn_abort(&t);
+	for (struct mbox_state *st = u->states, *next; st != NULL; st = next) {
+		next = st->next;
+		if (st->deleted && st->views == NULL)
+			state_free(st);
+	}
 	if (r < 0 || !need_write)
 		return r;
 	if ((r = vault_txn_begin(u->v, true, &t)) < 0)
 		return r;
 	for (struct mbox_state *st = u->states; st != NULL && r == 0; st = st->next)
-		r = mbox_state_refresh(st, t);
+		if (st->views != NULL)
+			r = mbox_state_refresh(st, t);
 	if (r < 0) {
 		vault_txn_abort(&t);
 		return r;

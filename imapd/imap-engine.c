@@ -62,7 +62,8 @@ void imap_user_free(struct imap_user **up)
 
 		imap_client_free(&c);
 	}
-	/* States die with their last view; none should be left. */
+	/* Idle states outlive their views (mbox_state_unref). */
+	user_states_free(u);
 	blobcache_free(&u->bc);
 	vault_keys_free(&u->k);
 	vault_close(&u->v);

@@ -12,12 +12,14 @@
 #include "harness.h"
 #include "crypto.h"
 #include "imap-session.h"
+#include "imap-engine-private.h"
 #include "vault.h"
 
 #define PASS "engine test passphrase"
 
 static struct vault_config cfg;
 static struct imap_user *U;
+static struct vault *V;		/* the user's vault handle: "another process" writes */
 static char *tmpdir;
 
 static void rmrf(const char *dir)
@@ -78,6 +80,7 @@ static struct imap_user *user(void)
 		fprintf(stderr, "login failed\n");
 		exit(2);
 	}
+	V = v;
 	vault_login_clear(&l);
 	secret_free(&tok.aes_key);
 	secret_free(&tok.uid);
@@ -339,6 +342,115 @@ TEST(two_clients)
 	peer_close(&b);
 }
 
+
+static size_t count_states(bool idle_only)
+{
+	size_t n = 0;
+
+	for (const struct mbox_state *st = user()->states; st != NULL; st = st->next)
+		n += !idle_only || st->views == NULL;
+	return n;
+}
+
+/* The mailbox state outlives its last view (the next SELECT is a refresh, not a
+ * listing), and what changed in the store meanwhile, written past this engine as
+ * another process would (flags, an expunge, an append), is seen at the next SELECT;
+ * so is a STORE/EXPUNGE by another connection of this process. */
+TEST(idle_state_kept_and_refreshed)
+{
+	struct peer a, b;
+	struct vault_mailbox mb;
+	struct vault_txn *t = NULL;
+	struct vault_keys *k;
+	const char *o;
+	uint64_t ms;
+	uint32_t nu = 0;
+	size_t before;
+
+	peer_open(&a, NULL, NULL);
+	say(&a, "k1 CREATE kept\r\nk2 APPEND kept {9+}\r\nSubject:1\r\nk3 APPEND kept "
+	    "{9+}\r\nSubject:2\r\nk4 APPEND kept {9+}\r\nSubject:3\r\nk5 SELECT kept\r\n");
+	o = until_tag(&a, "k5");
+	ASSERT_TRUE(strstr(o, "* 3 EXISTS") != NULL);
+	before = count_states(false);
+	peer_close(&a);
+	/* kept, idle */
+	ASSERT_INT_EQ(count_states(false), before);
+	ASSERT_INT_GE(count_states(true), 1);
+
+	/* another process: \Flagged on UID 1, UID 2 expunged, a new message */
+	k = imap_user_keys(user());
+	ASSERT_INT_EQ(vault_txn_begin(V, true, &t), 0);
+	ASSERT_INT_EQ(vault_mailbox_find(t, k, "kept", &mb), 0);
+	ASSERT_INT_EQ(vault_msg_set_flags(t, k, mb.id, 1, VAULT_F_FLAGGED, NULL, 0, &ms), 0);
+	ASSERT_INT_EQ(vault_msg_expunge(t, k, mb.id, 2), 0);
+	ASSERT_INT_EQ(vault_msg_append(t, k, mb.id, (const uint8_t *)"Subject:4\r\n", 11, NULL,
+	    &nu), 0);
+	ASSERT_INT_EQ(vault_txn_commit(&t), 0);
+	ASSERT_INT_EQ(nu, 4);
+
+	peer_open(&b, NULL, NULL);
+	say(&b, "m1 SELECT kept\r\nm2 FETCH 1:* (UID FLAGS)\r\n");
+	o = until_tag(&b, "m2");
+	ASSERT_TRUE(strstr(o, "* 3 EXISTS") != NULL);
+	ASSERT_TRUE(strstr(o, "[UIDNEXT 5]") != NULL);
+	ASSERT_TRUE(strstr(o, "* 1 FETCH (UID 1 FLAGS (\\Flagged))") != NULL);
+	ASSERT_TRUE(strstr(o, "* 2 FETCH (UID 3 FLAGS (") != NULL);
+	ASSERT_TRUE(strstr(o, "* 3 FETCH (UID 4 FLAGS (") != NULL);
+	ASSERT_TRUE(strstr(o, "UID 2 ") == NULL);
+
+	/* another connection of this process changes it while b's state is idle */
+	say(&b, "m3 CLOSE\r\n");
+	until_tag(&b, "m3");
+	peer_open(&a, NULL, NULL);
+	say(&a, "n1 SELECT kept\r\nn2 STORE 2 +FLAGS (\\Deleted)\r\nn3 EXPUNGE\r\n"
+	    "n4 STORE 1 FLAGS (\\Seen)\r\nn5 UNSELECT\r\n");
+	o = until_tag(&a, "n5");
+	ASSERT_TRUE(strstr(o, "n5 OK") != NULL);
+	b.len = 0;
+	say(&b, "m4 SELECT kept\r\nm5 FETCH 1:* (UID FLAGS)\r\n");
+	o = until_tag(&b, "m5");
+	ASSERT_TRUE(strstr(o, "* 2 EXISTS") != NULL);
+	ASSERT_TRUE(strstr(o, "* 1 FETCH (UID 1 FLAGS (\\Seen))") != NULL);
+	ASSERT_TRUE(strstr(o, "* 2 FETCH (UID 4 FLAGS (") != NULL);
+	ASSERT_TRUE(strstr(o, "UID 3 ") == NULL);
+	peer_close(&a);
+	peer_close(&b);
+}
+
+/* Idle states are bounded: selecting many mailboxes one after another keeps at most
+ * IDLE_STATES_MAX of them; a deleted mailbox's idle state goes at once. */
+TEST(idle_states_bounded)
+{
+	struct peer a;
+	char cmd[128];
+	const char *o;
+
+	peer_open(&a, NULL, NULL);
+	for (int i = 0; i < IDLE_STATES_MAX + 4; i++) {
+		char tag[16];
+
+		snprintf(tag, sizeof(tag), "b%d", i);
+		snprintf(cmd, sizeof(cmd), "%sa CREATE box%d\r\n%s SELECT box%d\r\n", tag, i, tag, i);
+		say(&a, cmd);
+		o = until_tag(&a, tag);
+		ASSERT_TRUE(strstr(o, "OK [READ-WRITE]") != NULL);
+		a.len = 0;
+	}
+	say(&a, "c1 UNSELECT\r\n");
+	until_tag(&a, "c1");
+	ASSERT_INT_EQ(count_states(true), IDLE_STATES_MAX);
+	ASSERT_INT_EQ(count_states(false), IDLE_STATES_MAX);
+	/* the most recent one is kept; DELETE then SELECT of it fails cleanly */
+	a.len = 0;
+	snprintf(cmd, sizeof(cmd), "c2 DELETE box%d\r\nc3 SELECT box%d\r\n", IDLE_STATES_MAX + 3,
+	    IDLE_STATES_MAX + 3);
+	say(&a, cmd);
+	o = until_tag(&a, "c3");
+	ASSERT_TRUE(strstr(o, "c3 NO") != NULL);
+	ASSERT_INT_EQ(count_states(false), IDLE_STATES_MAX - 1);
+	peer_close(&a);
+}
 
 /* The clock is the caller's: IDLE keepalives every ~2 minutes, and the autologout
  * after at least 30 minutes without input (RFC 9051 5.4), IDLE included. */
