@@ -295,6 +295,37 @@ static int find_token(const struct vault_user_info *info, const uint8_t *pub)
 
 /* ---- user add ---------------------------------------------------------------------- */
 
+/* The only secret keymgr prints: once, on stdout, at user add / recover / recovery-key. */
+static void print_recovery_key(const char *name, const char *key)
+{
+	printf("\n"
+	    "RECOVERY KEY for %s. Write this down now and store it offline. It is shown\n"
+	    "only this once and cannot be recovered; with it, and only with it, %s can\n"
+	    "regain access after losing the passphrase or every token:\n"
+	    "\n"
+	    "    %s\n"
+	    "\n", name, name, key);
+	fflush(stdout);
+}
+
+/* A new recovery key for the unlocked keys k; the old one stops working. */
+static int new_recovery_key(struct vault *v, const struct vault_keys *k, const char *name)
+{
+	struct secret *rec = NULL;
+	int r;
+
+	if ((r = secret_new(256, &rec)) < 0) {
+		cli_err("out of secure memory");
+		return r;
+	}
+	if ((r = vault_recovery_replace(v, k, (char *)rec->p, rec->len - 1)) < 0)
+		cli_err("cannot replace the recovery key of %s: %s", name, cli_strerror(r));
+	else
+		print_recovery_key(name, (const char *)rec->p);
+	secret_free(&rec);
+	return r;
+}
+
 static int cmd_user_add(struct ctx *c)
 {
 	const char *name = c->args[0];
@@ -341,14 +372,7 @@ static int cmd_user_add(struct ctx *c)
 	if (tb.is_soft)
 		printf("Software token written to %s: it is a second factor, keep it secret.\n",
 		    tb.path);
-	printf("\n"
-	    "RECOVERY KEY for %s. Write this down now and store it offline. It is shown\n"
-	    "only this once and cannot be recovered; with it, and only with it, %s can\n"
-	    "regain access after losing the passphrase or every token:\n"
-	    "\n"
-	    "    %s\n"
-	    "\n", name, name, (const char *)rec->p);
-	fflush(stdout);
+	print_recovery_key(name, (const char *)rec->p);
 	ret = CLI_EXIT_OK;
 out:
 	token_build_clear(&tb, false);
@@ -449,8 +473,14 @@ static int status_cb(const struct vault_user_info *u, void *arg)
 	printf("user %s (id %" PRIu32 ")\n", u->name, u->id);
 	cli_fmt_time(u->created, t1, sizeof(t1));
 	printf("  created:          %s\n", t1);
-	printf("  argon2id:         %" PRIu32 " KiB, %" PRIu32 " passes\n", u->pwhash.mem_kib,
+	printf("  argon2id:         %" PRIu32 " KiB, %" PRIu32 " passes", u->pwhash.mem_kib,
 	    u->pwhash.passes);
+	/* vault_login_derive raises them at the next full login (never lowers). */
+	if (u->pwhash.mem_kib < a->cfg->argon2_memory || u->pwhash.passes < a->cfg->argon2_passes)
+		printf(" (below the configured %" PRIu32 " KiB, %" PRIu32 " passes: raised at "
+		    "the next passphrase + OTP login)", a->cfg->argon2_memory,
+		    a->cfg->argon2_passes);
+	printf("\n");
 	printf("  tokens:           %zu\n", u->ntokens);
 	for (i = 0; i < u->ntokens && i < sizeof(u->tokens) / sizeof(u->tokens[0]); i++) {
 		const struct vault_token_info *tk = &u->tokens[i];
@@ -840,12 +870,42 @@ static int cmd_recover(struct ctx *c)
 	    "(%s, public id %s) enrolled.\n", name, before.ntokens, idx, tb.tok.label, pub);
 	if (tb.is_soft)
 		printf("Software token written to %s: keep it secret.\n", tb.path);
-	printf("The recovery key stays valid.\n");
+	/* The recovery key was just typed in somewhere: replace it. If this fails, the
+	 * recovery itself is done and the old key still works (say so; run
+	 * `recovery-key NAME` later). */
+	if (new_recovery_key(v, keys, name) < 0) {
+		printf("The old recovery key stays valid.\n");
+		goto out;
+	}
+	printf("The old recovery key no longer works.\n");
 	ret = CLI_EXIT_OK;
 out:
 	token_build_clear(&tb, false);
 	secret_free(&rec);
 	secret_free(&newpass);
+	vault_keys_free(&keys);
+	if (src.tty)
+		close(src.fd);
+	vault_close(&v);
+	return ret;
+}
+
+static int cmd_recovery_key(struct ctx *c)
+{
+	const char *name = c->args[0];
+	struct vault_config cfg;
+	struct vault *v = NULL;
+	struct vault_keys *keys = NULL;
+	struct cli_pass_src src = { -1, false };
+	int ret = CLI_EXIT_ERR;
+
+	if (open_and_unlock(c, name, &cfg, &v, &src, &keys, NULL, false) < 0)
+		goto out;
+	if (new_recovery_key(v, keys, name) < 0)
+		goto out;
+	printf("The old recovery key of %s no longer works.\n", name);
+	ret = CLI_EXIT_OK;
+out:
 	vault_keys_free(&keys);
 	if (src.tty)
 		close(src.fd);
@@ -1060,8 +1120,15 @@ static const struct command commands[] = {
 	  "recover NAME [--passphrase-fd N] TOKEN [--label TEXT]",
 	  "Regains access to NAME after a lost passphrase or token: reads the recovery key\n"
 	  "(first line), then a new passphrase (second line), sets the passphrase, enrols\n"
-	  "the new TOKEN and removes every old token. Mail is kept.\n\n"
+	  "the new TOKEN, removes every old token and prints a new recovery key (the one\n"
+	  "used stops working). Mail is kept.\n\n"
 	  PASSFD_HELP "\n" TOKEN_SPEC_HELP "\n" POLICY_HELP },
+	{ NULL, "recovery-key", 1, 1, O_PASSFD, cmd_recovery_key,
+	  "recovery-key NAME [--passphrase-fd N]",
+	  "Issues a new recovery key for NAME and prints it once; the old one stops working\n"
+	  "(copies of the store made before, such as backups, still hold the old one's wrap).\n"
+	  "Needs NAME's passphrase immediately followed by a current OTP, on one line.\n"
+	  "`recover` replaces the recovery key by itself.\n\n" PASSFD_HELP },
 	{ NULL, "rotate", 0, 1, O_ALL | O_FORCE, cmd_rotate,
 	  "rotate (NAME | --all) [--force]",
 	  "Starts a new key epoch for NAME (or every user) if the current one is older than\n"

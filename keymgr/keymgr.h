@@ -14,8 +14,8 @@
 #include "vault.h"
 
 /* Runs one command. Returns the process exit code: 0 ok, 1 runtime error (a message
- * on stderr names what was wrong), 2 usage error. Never prints a secret except the
- * recovery key that `user add` shows once on stdout. */
+ * on stderr names what was wrong), 2 usage error. Never prints a secret except a
+ * recovery key, once on stdout (`user add`, `recover`, `recovery-key`). */
 int keymgr_main(int argc, char **argv);
 
 /* ---- Passphrase policy -----------------------------------------------------------

@@ -15,7 +15,12 @@
   background after keymgr rotates, while FETCHes go on; old epoch retired; bytes intact.
 - rewrap_killed: the session-side re-wrap SIGKILLed mid-way; nothing is lost.
 - recovery: token lost, recovery key used: all old mail (under several epochs) opens
-  with the new passphrase + new token, the old token's OTPs are refused.
+  with the new passphrase + new token, the old token's OTPs are refused; recover
+  replaces the recovery key (the used one opens nothing), `recovery-key` does it on
+  demand.
+- argon2_raise: the config raises Argon2id; the user's next passphrase + OTP login over
+  IMAP re-keys (new parameters in the store, old mail reads, the unlock window and a
+  second login work, a wrong passphrase is still refused).
 - forced_retire, user_remove_shreds: retire --force expunges what the epoch alone
   protects; user remove leaves no key record.
 lifecycle_dump (tests/lifecycle_dump.c) reads every message with the recovery key in
@@ -35,8 +40,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sealmail_cli import (Runner, Sealmail, check, dump_records, sanitizer_check,  # noqa: E402
-                          set_config)
+from sealmail_cli import (Runner, Sealmail, check, dump_records, parse_recovery,  # noqa: E402
+                          sanitizer_check, set_config)
 
 DAY = 86400
 PERIOD_DAYS = 90
@@ -539,6 +544,105 @@ class T:
                             "%.1f s after a rotation (status polled); slowest FETCH meanwhile "
                             "%.0f ms" % (nmsg, took, worst * 1000))
 
+    # ---- Argon2id raised at the next full login ----------------------------------------
+    def _imapd(self, lf, port):
+        import socket
+        lf.own()
+        logp = lf.s.path("imapd.log")
+        logf = open(logp, "wb")
+        srv = subprocess.Popen([self.imapd, "-c", lf.s.conf], stdout=logf,
+                               stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while True:
+            if srv.poll() is not None or time.time() > deadline:
+                srv.kill()
+                srv.wait()
+                logf.close()
+                check(False, "imapd did not start: %s" % open(logp, "rb").read()[-2000:])
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                return srv, logf, logp
+            except OSError:
+                time.sleep(0.05)
+
+    def argon2_raise(self):
+        import imaplib
+        import socket
+        if self.imapd is None:
+            print("skip argon2_raise: sealmail-imapd not built", flush=True)
+            return
+        with socket.socket() as so:
+            so.bind(("127.0.0.1", 0))
+            port = so.getsockname()[1]
+        lf = self.life("lifekdf", {"imap_listen": "127.0.0.1:%d" % port,
+                                   "imaps_listen": "", "lmtp_listen": ""})
+        lf.add_user("kim")
+        u = lf.users["kim"]
+        for i in range(4):
+            lf.deliver("kim", i)
+        st = lf.status("kim")
+        check("argon2id:         19456 KiB, 2 passes\n" in st["text"], st["text"])
+        # the operator raises the policy; nothing changes until kim logs in fully
+        set_config(lf.s.conf, {"argon2_memory": "23552", "argon2_passes": "3"})
+        st = lf.status("kim")
+        check(re.search(r"argon2id:\s+19456 KiB, 2 passes \(below the configured 23552 KiB, "
+                        r"3 passes", st["text"]) is not None, st["text"])
+        before = lf.users_db()
+        srv, logf, logp = self._imapd(lf, port)
+        try:
+            c1 = imaplib.IMAP4("127.0.0.1", port)
+            c1.login("kim", lf.s.login(u["pass"], u["tok"]))    # passphrase + OTP
+            typ, data = c1.select("INBOX")
+            check(typ == "OK" and int(data[0]) == 4, "select after the raise: %s" % data)
+            typ, data = c1.uid("FETCH", "1:*", "(BODY.PEEK[])")
+            bodies = sorted(part[1] for part in data if isinstance(part, tuple))
+            check(typ == "OK" and bodies == sorted(u["msgs"].values()),
+                  "old mail over IMAP after the raise")
+            st = lf.status("kim")
+            check("argon2id:         23552 KiB, 3 passes\n" in st["text"],
+                  "status after the raise: %s" % st["text"])
+            # the unlock window (passphrase only) checks P under the new parameters
+            c2 = imaplib.IMAP4("127.0.0.1", port)
+            c2.login("kim", u["pass"])
+            c2.logout()
+            c1.logout()
+            # a second full login under the new parameters, no second raise
+            c3 = imaplib.IMAP4("127.0.0.1", port)
+            c3.login("kim", lf.s.login(u["pass"], u["tok"]))
+            typ, data = c3.select("INBOX")
+            check(typ == "OK" and int(data[0]) == 4, "select, second login")
+            c3.logout()
+            # a wrong passphrase with a good OTP is still refused
+            c4 = imaplib.IMAP4("127.0.0.1", port)
+            try:
+                c4.login("kim", lf.s.login("not kim's passphrase at all", u["tok"]))
+                check(False, "a wrong passphrase was accepted after the raise")
+            except imaplib.IMAP4.error:
+                pass
+            c4.logout()
+        finally:
+            srv.send_signal(signal.SIGTERM)
+            try:
+                srv.wait(15)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait()
+            logf.close()
+        log = open(logp, "rb").read()
+        sanitizer_check(["sealmail-imapd"], log)
+        check(log.count(b"Argon2id raised from 19456 KiB, 2 passes to 23552 KiB, 3 passes")
+              == 1, "imapd log: %s" % log.decode(errors="replace")[-2000:])
+        # in the users db only the user record, the token record (and the change
+        # counter) changed
+        after = lf.users_db()
+        changed = sorted(bytes.fromhex(k)[4:5] for k in set(before) | set(after)
+                         if before.get(k) != after.get(k))
+        check(changed == [b"T", b"U"] or changed == [b"C", b"T", b"U"],
+              "records changed by the raise: %s" % changed)
+        # every message still opens with the recovery key, and with a CLI login
+        lf.check_all_mail("kim")
+        check(lf.s.cat("kim", u["pass"], u["tok"], 1) == u["msgs"][1], "cat after the raise")
+
     # ---- recovery ---------------------------------------------------------------------
     def recovery(self):
         lf = self.life("liferecover")
@@ -562,6 +666,16 @@ class T:
         p = lf.s.keymgr("recover", "dave", "--soft-token", new_tok,
                         passlines=[u["rec"], new_pass])
         check(p.returncode == 0, "recover: %s" % err(p))
+        # recover replaced the recovery key it was given: the old one opens nothing
+        old_rec, u["rec"] = u["rec"], parse_recovery(p.stdout.decode())
+        check(old_rec != u["rec"] and b"The old recovery key no longer works" in p.stdout,
+              "recover output: %s" % p.stdout.decode())
+        p = lf.s.keymgr("recover", "dave", "--soft-token", lf.s.path("dave-x.token"),
+                        passlines=[old_rec, "yet another passphrase for dave"])
+        check(p.returncode == 1 and b"wrong recovery key" in p.stderr,
+              "the used recovery key still works: %s" % err(p))
+        p = lf.s.run([lf.dump_bin, lf.s.conf, "dave"], stdin=(old_rec + "\n").encode())
+        check(p.returncode != 0, "lifecycle_dump opened dave with the old recovery key")
         s = lf.status("dave")
         check(re.search(r"tokens:\s+1\b", s["text"]) is not None, "tokens after recovery")
         # all old mail with the new passphrase + new token (a real OTP login per cat)
@@ -575,6 +689,20 @@ class T:
             check(p.returncode == 1 and (b"token" in p.stderr or b"passphrase" in p.stderr),
                   "old token's OTP accepted after recovery: %s" % err(p))
         u["pass"], u["tok"] = new_pass, new_tok
+        lf.check_all_mail("dave")       # with the new recovery key
+        # on demand: recovery-key with the passphrase + an OTP; the previous one stops
+        prev = u["rec"]
+        p = lf.s.keymgr("recovery-key", "dave", passlines=[lf.s.login(new_pass, new_tok)])
+        check(p.returncode == 0, "recovery-key: %s" % err(p))
+        u["rec"] = parse_recovery(p.stdout.decode())
+        check(u["rec"] != prev, "recovery-key printed the same key")
+        p = lf.s.run([lf.dump_bin, lf.s.conf, "dave"], stdin=(prev + "\n").encode())
+        check(p.returncode != 0, "the replaced recovery key still opens dave")
+        # a wrong passphrase gets no new recovery key, and changes nothing
+        p = lf.s.keymgr("recovery-key", "dave",
+                        passlines=[lf.s.login("not the passphrase of dave", new_tok)])
+        check(p.returncode == 1 and b"RECOVERY KEY" not in p.stdout,
+              "recovery-key with a wrong passphrase: %s %s" % (p.stdout.decode(), err(p)))
         lf.rewrap("dave")
         s = lf.status("dave")
         check(s["live"] == 1 and s["retired"] == 2, "dave after re-wrap: %s" % s["text"])
@@ -657,7 +785,7 @@ def main():
     t = T(*sys.argv[1:])
     r = Runner("lifecycle")
     only = os.environ.get("LIFECYCLE_ONLY")
-    for name in ("recovery", "forced_retire", "user_remove_shreds", "imap_session_rewrap",
+    for name in ("argon2_raise", "recovery", "forced_retire", "user_remove_shreds", "imap_session_rewrap",
                  "rewrap_killed", "four_hundred_days", "crash_loop"):
         if only and name not in only.split(","):
             continue

@@ -2,6 +2,7 @@
  * Argon2id runs at the OWASP minimum (19456 KiB, t=2) except in the timing print. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -596,6 +597,236 @@ TEST(passwd_rewraps)
 		vault_keys_free(&k2);
 	}
 	vault_keys_free(&k);
+	free(msg);
+	world_free(&w);
+}
+
+static double now_s(void);
+
+/* ---- Argon2id raised at the next full login -------------------------------------------- */
+static void user_params(struct vault *v, const char *user, struct crypto_pwhash_params *par,
+    uint8_t salt[CRYPTO_SALT_BYTES])
+{
+	struct vault_txn *t = NULL;
+	struct user_rec ur;
+	uint32_t u;
+
+	if (vault_txn_begin(v, false, &t) != 0 || user_lookup(t, user, &u) != 0 ||
+	    user_rec_get(t, u, &ur) != 0) {
+		fprintf(stderr, "cannot read the user record of %s\n", user);
+		exit(2);
+	}
+	*par = ur.pwhash;
+	if (salt != NULL)
+		memcpy(salt, ur.salt, CRYPTO_SALT_BYTES);
+	vault_txn_abort(&t);
+}
+
+/* The verifier a passphrase-only login derives (what the unlock window compares). */
+static int window_verifier(struct vault *v, const char *user, const char *pass,
+    struct secret **out)
+{
+	struct vault_login l;
+	int r = vault_login_derive(v, user, (const uint8_t *)pass, strlen(pass), &l);
+
+	if (r == 0)
+		r = secret_dup(l.verifier->p, l.verifier->len, out);
+	vault_login_clear(&l);
+	return r;
+}
+
+static void reopen_with(struct world *w, uint32_t mem, uint32_t passes)
+{
+	vault_close(&w->v);
+	w->cfg.argon2_memory = mem;
+	w->cfg.argon2_passes = passes;
+	if (world_open(w) != 0)
+		exit(2);
+}
+
+TEST(kdf_raised_at_next_full_login)
+{
+	struct world w;
+	struct tok tok2;
+	struct vault_keys *k = NULL;
+	struct vault_login l;
+	struct crypto_pwhash_params par;
+	struct secret *v_old = NULL, *v_new = NULL, *v_after = NULL;
+	struct sbuf *b = NULL;
+	uint8_t salt0[CRYPTO_SALT_BYTES], salt1[CRYPTO_SALT_BYTES], salt2[CRYPTO_SALT_BYTES];
+	uint8_t *msg = pattern(70000, 11);
+	uint32_t uid;
+	char pw[256];
+	size_t n;
+
+	world_init(&w, "alice");
+	tok_new(&tok2, "key2");
+	ASSERT_INT_EQ(vault_deliver(w.v, "alice", msg, 70000, time(NULL), &uid), 0);
+	ASSERT_INT_EQ(login(w.v, "alice", &w.tok, PASS, &k), 0);
+	ASSERT_INT_EQ(vault_keys_set_passphrase(w.v, k, (const uint8_t *)PASS, strlen(PASS)), 0);
+	ASSERT_INT_EQ(vault_token_add(w.v, k, &tok2.s), 0);
+	vault_keys_free(&k);
+	ASSERT_INT_EQ(window_verifier(w.v, "alice", PASS, &v_old), 0);
+	user_params(w.v, "alice", &par, salt0);
+	ASSERT_INT_EQ(par.mem_kib, CRYPTO_PWHASH_MIN_MEM_KIB);
+	ASSERT_INT_EQ(par.passes, CRYPTO_PWHASH_MIN_PASSES);
+
+	/* The policy goes up. A passphrase-only login cannot re-key (no K_t): no change. */
+	reopen_with(&w, CRYPTO_PWHASH_MIN_MEM_KIB + 4096, CRYPTO_PWHASH_MIN_PASSES + 1);
+	ASSERT_INT_EQ(window_verifier(w.v, "alice", PASS, &v_after), 0);
+	ASSERT_TRUE(secret_eq(v_after, v_old));
+	secret_free(&v_after);
+	user_params(w.v, "alice", &par, salt1);
+	ASSERT_INT_EQ(par.mem_kib, CRYPTO_PWHASH_MIN_MEM_KIB);
+	ASSERT_MEM_EQ(salt0, salt1, sizeof(salt0));
+	/* A wrong passphrase with a good OTP is refused and raises nothing. */
+	n = password(&w.tok, "wrong passphrase!", NULL, pw, sizeof(pw));
+	ASSERT_INT_EQ(vault_login_derive(w.v, "alice", (const uint8_t *)pw, n, &l),
+	    VAULT_ERR_AUTH);
+	user_params(w.v, "alice", &par, NULL);
+	ASSERT_INT_EQ(par.mem_kib, CRYPTO_PWHASH_MIN_MEM_KIB);
+
+	/* The next full login re-keys: new params and salt in the store, and the K_t and
+	 * window verifier it hands on are the new ones. */
+	n = password(&w.tok, PASS, NULL, pw, sizeof(pw));
+	ASSERT_INT_EQ(vault_login_derive(w.v, "alice", (const uint8_t *)pw, n, &l), 0);
+	user_params(w.v, "alice", &par, salt1);
+	ASSERT_INT_EQ(par.mem_kib, CRYPTO_PWHASH_MIN_MEM_KIB + 4096);
+	ASSERT_INT_EQ(par.passes, CRYPTO_PWHASH_MIN_PASSES + 1);
+	ASSERT_TRUE(memcmp(salt0, salt1, sizeof(salt0)) != 0);
+	ASSERT_INT_EQ(vault_unlock(w.v, &l, &k), 0);
+	ASSERT_TRUE(secret_dup(l.verifier->p, l.verifier->len, &v_new) == 0);
+	vault_login_clear(&l);
+	ASSERT_TRUE(!secret_eq(v_new, v_old));
+	/* old mail reads */
+	ASSERT_INT_EQ(read_msg(w.v, k, VAULT_INBOX_ID, uid, 0, UINT64_MAX, &b), 0);
+	ASSERT_INT_EQ(b->len, 70000);
+	ASSERT_MEM_EQ(b->d, msg, 70000);
+	sbuf_free(&b);
+	vault_keys_free(&k);
+	/* the unlock window works with the new parameters */
+	ASSERT_INT_EQ(window_verifier(w.v, "alice", PASS, &v_after), 0);
+	ASSERT_TRUE(secret_eq(v_after, v_new));
+	secret_free(&v_after);
+	/* both tokens log in under the new parameters; no second re-key */
+	ASSERT_INT_EQ(login(w.v, "alice", &w.tok, PASS, &k), 0);
+	vault_keys_free(&k);
+	ASSERT_INT_EQ(login(w.v, "alice", &tok2, PASS, &k), 0);
+	ASSERT_INT_EQ(read_msg(w.v, k, VAULT_INBOX_ID, uid, 0, UINT64_MAX, &b), 0);
+	ASSERT_MEM_EQ(b->d, msg, 70000);
+	sbuf_free(&b);
+	vault_keys_free(&k);
+	user_params(w.v, "alice", &par, salt2);
+	ASSERT_MEM_EQ(salt1, salt2, sizeof(salt1));
+	/* a lower policy never lowers a user's parameters */
+	reopen_with(&w, CRYPTO_PWHASH_MIN_MEM_KIB, CRYPTO_PWHASH_MIN_PASSES);
+	ASSERT_INT_EQ(login(w.v, "alice", &w.tok, PASS, &k), 0);
+	vault_keys_free(&k);
+	user_params(w.v, "alice", &par, salt2);
+	ASSERT_INT_EQ(par.mem_kib, CRYPTO_PWHASH_MIN_MEM_KIB + 4096);
+	ASSERT_MEM_EQ(salt1, salt2, sizeof(salt1));
+	/* one dimension only (passes) raises too, memory kept */
+	reopen_with(&w, CRYPTO_PWHASH_MIN_MEM_KIB, CRYPTO_PWHASH_MIN_PASSES + 2);
+	ASSERT_INT_EQ(login(w.v, "alice", &tok2, PASS, &k), 0);
+	vault_keys_free(&k);
+	user_params(w.v, "alice", &par, NULL);
+	ASSERT_INT_EQ(par.mem_kib, CRYPTO_PWHASH_MIN_MEM_KIB + 4096);
+	ASSERT_INT_EQ(par.passes, CRYPTO_PWHASH_MIN_PASSES + 2);
+	/* the recovery key is not tied to the passphrase: still opens */
+	ASSERT_INT_EQ(vault_unlock_recovery(w.v, "alice", w.recovery, &k), 0);
+	vault_keys_free(&k);
+	secret_free(&v_old);
+	secret_free(&v_new);
+	tok_free(&tok2);
+	free(msg);
+	world_free(&w);
+}
+
+/* SIGKILL a login in the middle of its re-key, many times, at random points of its
+ * run: the account stays usable (the store has the old parameters or the new ones,
+ * never a mix), and a later login finishes the raise. */
+TEST(kdf_raise_killed)
+{
+	struct world w;
+	struct vault_keys *k = NULL;
+	struct crypto_pwhash_params par;
+	struct sbuf *b = NULL;
+	uint8_t *msg = pattern(5000, 3);
+	uint32_t uid, mem = CRYPTO_PWHASH_MIN_MEM_KIB;
+	double full_s;
+	unsigned kept_old = 0, got_new = 0;
+	int i;
+
+	world_init(&w, "bob");
+	ASSERT_INT_EQ(vault_deliver(w.v, "bob", msg, 5000, time(NULL), &uid), 0);
+	/* How long a raising login in a fresh process takes here (open, old 2 Argon2id,
+	 * new 2, the commit), to aim the kills over the whole of it. */
+	reopen_with(&w, mem += 1024, CRYPTO_PWHASH_MIN_PASSES);
+	vault_close(&w.v);
+	full_s = now_s();
+	{
+		pid_t pid = fork();
+		int st;
+
+		ASSERT_TRUE(pid >= 0);
+		if (pid == 0) {
+			struct vault *cv = NULL;
+
+			if (vault_open(&w.cfg, &cv) != 0)
+				_exit(3);
+			_exit(login(cv, "bob", &w.tok, PASS, NULL) == 0 ? 0 : 4);
+		}
+		w.tok.ctr++;
+		ASSERT_INT_EQ(waitpid(pid, &st, 0), pid);
+		ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	full_s = now_s() - full_s;
+	ASSERT_INT_EQ(world_open(&w), 0);
+	user_params(w.v, "bob", &par, NULL);
+	ASSERT_INT_EQ(par.mem_kib, mem);
+	srand((unsigned)time(NULL));
+	for (i = 0; i < 12; i++) {
+		struct crypto_pwhash_params before;
+		pid_t pid;
+		int st;
+
+		user_params(w.v, "bob", &before, NULL);
+		reopen_with(&w, mem += 1024, CRYPTO_PWHASH_MIN_PASSES);
+		vault_close(&w.v);	/* no LMDB environment across fork */
+		pid = fork();
+		ASSERT_TRUE(pid >= 0);
+		if (pid == 0) {
+			struct vault *cv = NULL;
+
+			if (vault_open(&w.cfg, &cv) != 0)
+				_exit(3);
+			_exit(login(cv, "bob", &w.tok, PASS, NULL) == 0 ? 0 : 4);
+		}
+		w.tok.ctr++;	/* the child used this OTP (or not: either way it is spent) */
+		/* mostly in the second half, where the re-key and its commit are */
+		usleep((useconds_t)((0.3 + (double)rand() / RAND_MAX) * full_s * 1e6));
+		kill(pid, SIGKILL);
+		ASSERT_INT_EQ(waitpid(pid, &st, 0), pid);
+		ASSERT_TRUE(!WIFEXITED(st) || WEXITSTATUS(st) == 0);
+		ASSERT_INT_EQ(world_open(&w), 0);
+		user_params(w.v, "bob", &par, NULL);
+		ASSERT_TRUE(par.mem_kib == before.mem_kib || par.mem_kib == mem);
+		if (par.mem_kib == mem)
+			got_new++;
+		else
+			kept_old++;
+		/* usable either way: this login raises if the killed one did not */
+		ASSERT_INT_EQ(login(w.v, "bob", &w.tok, PASS, &k), 0);
+		ASSERT_INT_EQ(read_msg(w.v, k, VAULT_INBOX_ID, uid, 0, UINT64_MAX, &b), 0);
+		ASSERT_MEM_EQ(b->d, msg, 5000);
+		sbuf_free(&b);
+		vault_keys_free(&k);
+		user_params(w.v, "bob", &par, NULL);
+		ASSERT_INT_EQ(par.mem_kib, mem);
+	}
+	printf("  kdf raise killed 12 times (full login %.0f ms): %u left the old "
+	    "parameters, %u the new\n", full_s * 1000, kept_old, got_new);
+	ASSERT_TRUE(kept_old > 0);
 	free(msg);
 	world_free(&w);
 }

@@ -52,9 +52,10 @@ static const struct ckey keys[] = {
 	{ "rotation_check_interval", CT_DURATION, S(rotation_check_interval), 1, 86400,
 	  "how often the keymgr daemon looks for users whose epoch is due" },
 	{ "argon2_memory", CT_U32, S(argon2_memory), CRYPTO_PWHASH_MIN_MEM_KIB, 4u * 1024 * 1024,
-	  "Argon2id memory for new users, KiB (OWASP minimum 19456)" },
+	  "Argon2id memory for new users, KiB (OWASP minimum 19456); users below it are raised "
+	  "at their next passphrase + OTP login" },
 	{ "argon2_passes", CT_U32, S(argon2_passes), CRYPTO_PWHASH_MIN_PASSES, 64,
-	  "Argon2id passes for new users (minimum 2)" },
+	  "Argon2id passes for new users (minimum 2); raised like argon2_memory" },
 	{ "map_size", CT_SIZE, S(map_size), 64 * 1024, UINT64_C(1) << 44,
 	  "initial LMDB map size" },
 	{ "map_max", CT_SIZE, S(map_max), 64 * 1024, UINT64_C(1) << 44,

@@ -805,13 +805,22 @@ out:
 	return r;
 }
 
+static bool pwhash_raise(const struct crypto_pwhash_params *stored,
+    const struct crypto_pwhash_params *policy, struct crypto_pwhash_params *out);
+static int kdf_raise(struct vault *v, uint32_t u, const struct user_rec *ur,
+    const struct token_rec *toks, size_t nt, const uint8_t *pass, size_t len, int idx,
+    const struct secret *K, const struct crypto_pwhash_params *to, struct secret **K_out,
+    struct secret **verifier_out);
+static int open_umk_token(struct vault_txn *t, uint32_t u, int idx, const struct secret *K,
+    struct secret **umk);
+
 int vault_login_derive(struct vault *v, const char *user, const uint8_t *password,
     size_t passlen, struct vault_login *out)
 {
 	struct vault_txn *t = NULL;
 	struct user_rec ur;
 	struct token_rec toks[MAX_TOKENS];
-	struct crypto_pwhash_params dflt;
+	struct crypto_pwhash_params dflt, raised;
 	struct crypto_otp otp;
 	struct secret *P = NULL, *aes = NULL, *K = NULL;
 	const struct token_rec *tr = NULL;
@@ -910,6 +919,27 @@ int vault_login_derive(struct vault *v, const char *user, const uint8_t *passwor
 
 		if ((r = store_write(v, store_counters_txn, &cc)) < 0)
 			goto out;
+	}
+	/* Argon2id parameters raised in the config since this user's were set: re-key
+	 * now, while the passphrase is here (only a full login has it and K_t). A failure
+	 * leaves the old keys valid and the login goes on; the next login tries again. */
+	if (pwhash_raise(&ur.pwhash, &dflt, &raised)) {
+		struct secret *K2 = NULL, *V2 = NULL;
+		int e = kdf_raise(v, u, &ur, toks, nt, password, plen, tr->index, K, &raised,
+		    &K2, &V2);
+
+		if (e == 0) {
+			secret_free(&K);
+			K = K2;
+			secret_free(&out->verifier);
+			out->verifier = V2;
+			log_info("vault: user %s: Argon2id raised from %u KiB, %u passes to %u "
+			    "KiB, %u passes", ur.name, ur.pwhash.mem_kib, ur.pwhash.passes,
+			    raised.mem_kib, raised.passes);
+		} else {
+			log_warn("vault: user %s: Argon2id parameters not raised: %s (kept; "
+			    "next login tries again)", ur.name, vault_strerror(e));
+		}
 	}
 	out->token_index = tr->index;
 	out->key = K;
@@ -1215,11 +1245,19 @@ int vault_keys_check_login(struct vault *v, const struct vault_keys *k,
 	return r;
 }
 
-/* ---- passwd --------------------------------------------------------------------------- */
+/* ---- passwd / Argon2id raise ------------------------------------------------------------
+ * Both change what derives from the passphrase: a new salt (and maybe new Argon2id
+ * parameters), so a new P, and with it every token's K_t, KCV, UMK wrap and AES wrap
+ * (the secret wrap under the UMK is re-sealed too). Everything is prepared outside the
+ * write transaction (the Argon2id work), then the user record and every token record
+ * are written in ONE durable transaction: killed at any point, the store holds the old
+ * set or the new set, never a mix. */
 struct passwd_ctx {
 	uint32_t u;
 	uint8_t salt[CRYPTO_SALT_BYTES];
 	struct crypto_pwhash_params par;
+	bool check_old;			/* refuse (-EBUSY) if the salt is no longer old_salt */
+	uint8_t old_salt[CRYPTO_SALT_BYTES];
 	size_t nt;
 	struct token_rec toks[MAX_TOKENS];	/* the new crypto fields */
 };
@@ -1234,8 +1272,9 @@ static int passwd_txn(struct vault_txn *t, void *arg)
 
 	if ((r = user_rec_get(t, c->u, &ur)) < 0 || (r = tokens_load(t, c->u, cur, &nt)) < 0)
 		goto out;
-	if (nt != c->nt) {
-		r = -EBUSY;	/* tokens changed while we derived keys: run again */
+	if (nt != c->nt || (c->check_old &&
+	    memcmp(ur.salt, c->old_salt, sizeof(ur.salt)) != 0)) {
+		r = -EBUSY;	/* tokens or passphrase changed while we derived keys */
 		goto out;
 	}
 	memcpy(ur.salt, c->salt, sizeof(ur.salt));
@@ -1259,6 +1298,53 @@ static int passwd_txn(struct vault_txn *t, void *arg)
 	r = user_bump_change(t, c->u);
 out:
 	crypto_wipe(cur, sizeof(cur));
+	crypto_wipe(&ur, sizeof(ur));
+	return r;
+}
+
+/* Given c->u, c->par and the current token records in c->toks/c->nt: a fresh salt,
+ * P = A(pass, salt) into *P_out, and every token re-sealed in c->toks (its aes key and
+ * uid read from the secret wrap under umk). With keep_idx >= 0, *K_out receives that
+ * token's new K_t. */
+static int rekey_prepare(struct passwd_ctx *c, const struct secret *umk, const uint8_t *pass,
+    size_t len, int keep_idx, struct secret **P_out, struct secret **K_out)
+{
+	struct secret *P = NULL;
+	int r;
+
+	crypto_random(c->salt, sizeof(c->salt));
+	if ((r = crypto_pwhash(CRYPTO_PWHASH_SODIUM, pass, len, c->salt, &c->par, &P)) < 0)
+		goto out;
+	for (size_t i = 0; i < c->nt; i++) {
+		struct token_rec *tr = &c->toks[i];
+		struct secret *sec = NULL, *aes = NULL, *K = NULL;
+		struct vault_ad ad;
+
+		ad_init(&ad, VP_TOKSECRET, c->u);
+		ad_u8(&ad, tr->index);
+		if ((r = vopen_secret(umk, &ad, tr->sec_wrap, tr->sec_wrap_len,
+		    CRYPTO_OTP_AES_BYTES + CRYPTO_OTP_UID_BYTES, &sec)) < 0)
+			goto out;
+		crypto_random(tr->salt, sizeof(tr->salt));
+		if ((r = secret_dup(sec->p, CRYPTO_OTP_AES_BYTES, &aes)) == 0 &&
+		    (r = derive_token_key(P, sec->p + CRYPTO_OTP_AES_BYTES, tr->salt, &c->par,
+		    &K)) == 0)
+			r = token_seal(c->u, tr, K, P, umk, aes, sec->p + CRYPTO_OTP_AES_BYTES);
+		if (r == 0 && K_out != NULL && (int)tr->index == keep_idx) {
+			secret_free(K_out);
+			*K_out = K;
+			K = NULL;
+		}
+		secret_free(&sec);
+		secret_free(&aes);
+		secret_free(&K);
+		if (r < 0)
+			goto out;
+	}
+	*P_out = P;
+	P = NULL;
+out:
+	secret_free(&P);
 	return r;
 }
 
@@ -1279,30 +1365,8 @@ int vault_passwd(struct vault *v, struct vault_keys *k, const uint8_t *newpass, 
 	if (r < 0)
 		goto out;
 	params_for_new(&v->cfg, &c->par);
-	crypto_random(c->salt, sizeof(c->salt));
-	if ((r = crypto_pwhash(CRYPTO_PWHASH_SODIUM, newpass, len, c->salt, &c->par, &P)) < 0)
+	if ((r = rekey_prepare(c, k->umk, newpass, len, -1, &P, NULL)) < 0)
 		goto out;
-	for (size_t i = 0; i < c->nt; i++) {
-		struct token_rec *tr = &c->toks[i];
-		struct secret *sec = NULL, *aes = NULL, *K = NULL;
-		struct vault_ad ad;
-
-		ad_init(&ad, VP_TOKSECRET, c->u);
-		ad_u8(&ad, tr->index);
-		if ((r = vopen_secret(k->umk, &ad, tr->sec_wrap, tr->sec_wrap_len,
-		    CRYPTO_OTP_AES_BYTES + CRYPTO_OTP_UID_BYTES, &sec)) < 0)
-			goto out;
-		crypto_random(tr->salt, sizeof(tr->salt));
-		if ((r = secret_dup(sec->p, CRYPTO_OTP_AES_BYTES, &aes)) == 0 &&
-		    (r = derive_token_key(P, sec->p + CRYPTO_OTP_AES_BYTES, tr->salt, &c->par,
-		    &K)) == 0)
-			r = token_seal(c->u, tr, K, P, k->umk, aes, sec->p + CRYPTO_OTP_AES_BYTES);
-		secret_free(&sec);
-		secret_free(&aes);
-		secret_free(&K);
-		if (r < 0)
-			goto out;
-	}
 	if ((r = store_write(v, passwd_txn, c)) == 0) {
 		secret_free(&k->pass);
 		k->pass = P;	/* lets a following vault_token_add work (keymgr recover) */
@@ -1312,6 +1376,121 @@ out:
 	secret_free(&P);
 	crypto_wipe(c, sizeof(*c));
 	free(c);
+	return r;
+}
+
+/* The parameters a user's passphrase is raised to: per dimension the larger of what
+ * is stored and what the config asks for new users. Never lowers anything. */
+static bool pwhash_raise(const struct crypto_pwhash_params *stored,
+    const struct crypto_pwhash_params *policy, struct crypto_pwhash_params *out)
+{
+	out->mem_kib = stored->mem_kib > policy->mem_kib ? stored->mem_kib : policy->mem_kib;
+	out->passes = stored->passes > policy->passes ? stored->passes : policy->passes;
+	return out->mem_kib != stored->mem_kib || out->passes != stored->passes;
+}
+
+/* Called by vault_login_derive after a full login succeeded (OTP checked, counters
+ * stored) when the user's Argon2id parameters are below the configured ones. It has
+ * what a passwd needs: the passphrase and K_t, which opens the UMK (the pre-login
+ * process could do that with K_t anyway; the UMK is wiped before returning). Re-keys
+ * with the same passphrase under the raised parameters (passwd_txn: one durable
+ * txn, refused if the passphrase changed meanwhile) and returns the new K_t of the
+ * token used and the new window verifier, which replace the login's. */
+static int kdf_raise(struct vault *v, uint32_t u, const struct user_rec *ur,
+    const struct token_rec *toks, size_t nt, const uint8_t *pass, size_t len, int idx,
+    const struct secret *K, const struct crypto_pwhash_params *to, struct secret **K_out,
+    struct secret **verifier_out)
+{
+	struct vault_txn *t = NULL;
+	struct passwd_ctx *c;
+	struct secret *umk = NULL, *P = NULL;
+	int r;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -ENOMEM;
+	c->u = u;
+	c->par = *to;
+	c->check_old = true;
+	memcpy(c->old_salt, ur->salt, sizeof(c->old_salt));
+	memcpy(c->toks, toks, nt * sizeof(*toks));
+	c->nt = nt;
+	if ((r = vault_txn_begin(v, false, &t)) < 0)
+		goto out;
+	r = open_umk_token(t, u, idx, K, &umk);
+	vault_txn_abort(&t);
+	if (r < 0)
+		goto out;
+	if ((r = rekey_prepare(c, umk, pass, len, idx, &P, K_out)) < 0)
+		goto out;
+	if (*K_out == NULL) {
+		r = -EINVAL;
+		goto out;
+	}
+	if ((r = vkdf(P, "window", NULL, 0, verifier_out)) < 0)
+		goto out;
+	r = store_write(v, passwd_txn, c);
+out:
+	if (r < 0) {
+		secret_free(K_out);
+		secret_free(verifier_out);
+	}
+	secret_free(&umk);
+	secret_free(&P);
+	crypto_wipe(c, sizeof(*c));
+	free(c);
+	return r;
+}
+
+/* ---- recovery key replacement ------------------------------------------------------ */
+struct recrep_ctx {
+	uint32_t u;
+	uint8_t wrap[128];
+	size_t wrap_len;
+};
+
+static int recovery_replace_txn(struct vault_txn *t, void *arg)
+{
+	struct recrep_ctx *c = arg;
+	struct user_rec ur;
+	int r;
+
+	if ((r = user_rec_get(t, c->u, &ur)) < 0)
+		return r;
+	memcpy(ur.rec_wrap, c->wrap, c->wrap_len);
+	ur.rec_wrap_len = c->wrap_len;
+	if ((r = user_rec_put(t, c->u, &ur)) == 0)
+		r = user_bump_change(t, c->u);
+	crypto_wipe(&ur, sizeof(ur));
+	return r;
+}
+
+int vault_recovery_replace(struct vault *v, const struct vault_keys *k, char *recovery_out,
+    size_t recovery_len)
+{
+	struct recrep_ctx c;
+	struct secret *R = NULL, *rk = NULL;
+	struct vault_ad ad;
+	int r;
+
+	if (k == NULL || k->umk == NULL || recovery_out == NULL)
+		return -EINVAL;
+	memset(&c, 0, sizeof(c));
+	c.u = k->user_id;
+	if ((r = secret_new_random(32, &R)) < 0 ||
+	    (r = crypto_recovery_encode(R->p, recovery_out, recovery_len)) < 0 ||
+	    (r = vkdf(R, "recovery", NULL, 0, &rk)) < 0)
+		goto out;
+	ad_init(&ad, VP_UMK_RECOVERY, c.u);
+	if ((r = vseal(rk, 0, &ad, k->umk->p, k->umk->len, c.wrap, sizeof(c.wrap),
+	    &c.wrap_len)) < 0)
+		goto out;
+	r = store_write(v, recovery_replace_txn, &c);
+out:
+	if (r < 0 && recovery_len > 0)
+		crypto_wipe(recovery_out, recovery_len);
+	crypto_wipe(&c, sizeof(c));
+	secret_free(&R);
+	secret_free(&rk);
 	return r;
 }
 

@@ -147,6 +147,13 @@ void vault_keys_free(struct vault_keys **k);
 
 /* Key management with unlocked keys (keymgr). */
 int vault_passwd(struct vault *v, struct vault_keys *k, const uint8_t *newpass, size_t len);
+/* Replaces NAME's recovery key: a new random 32-byte key R, the UMK sealed under
+ * KDF(R, "recovery") in the user record, one durable transaction. From then on the old
+ * recovery key opens nothing (its wrap is gone from the live store; copies made
+ * before, e.g. backups, still hold it). recovery_out receives the printable new key
+ * (shown once; caller wipes). */
+int vault_recovery_replace(struct vault *v, const struct vault_keys *k, char *recovery_out,
+    size_t recovery_len);
 /* Enrols another token. K_t = A(P || uid_t) and the token's AES wrap need the stretched
  * passphrase P, which unlocking does not give: call vault_keys_set_passphrase first
  * (vault_passwd also leaves the new P in k). -ENOKEY without P, -EEXIST same public
