@@ -774,7 +774,9 @@ static int cmd_token_otp(struct ctx *c)
 
 /* ---- passwd / recover --------------------------------------------------------------- */
 
-static int cmd_passwd(struct ctx *c)
+/* passwd (new_rec false) and recovery-key (true): unlock with passphrase || OTP, then
+ * a new passphrase or a new recovery key. */
+static int unlocked_change(struct ctx *c, bool new_rec)
 {
 	const char *name = c->args[0];
 	struct vault_config cfg;
@@ -786,6 +788,13 @@ static int cmd_passwd(struct ctx *c)
 
 	if (open_and_unlock(c, name, &cfg, &v, &src, &keys, NULL, false) < 0)
 		goto out;
+	if (new_rec) {
+		if (new_recovery_key(v, keys, name) < 0)
+			goto out;
+		printf("The old recovery key of %s no longer works.\n", name);
+		ret = CLI_EXIT_OK;
+		goto out;
+	}
 	if (read_new_passphrase(&src, "New passphrase: ", &newpass) < 0)
 		goto out;
 	if ((r = vault_passwd(v, keys, newpass->p, newpass->len)) < 0) {
@@ -801,6 +810,16 @@ out:
 		close(src.fd);
 	vault_close(&v);
 	return ret;
+}
+
+static int cmd_passwd(struct ctx *c)
+{
+	return unlocked_change(c, false);
+}
+
+static int cmd_recovery_key(struct ctx *c)
+{
+	return unlocked_change(c, true);
 }
 
 static int cmd_recover(struct ctx *c)
@@ -890,28 +909,6 @@ out:
 	return ret;
 }
 
-static int cmd_recovery_key(struct ctx *c)
-{
-	const char *name = c->args[0];
-	struct vault_config cfg;
-	struct vault *v = NULL;
-	struct vault_keys *keys = NULL;
-	struct cli_pass_src src = { -1, false };
-	int ret = CLI_EXIT_ERR;
-
-	if (open_and_unlock(c, name, &cfg, &v, &src, &keys, NULL, false) < 0)
-		goto out;
-	if (new_recovery_key(v, keys, name) < 0)
-		goto out;
-	printf("The old recovery key of %s no longer works.\n", name);
-	ret = CLI_EXIT_OK;
-out:
-	vault_keys_free(&keys);
-	if (src.tty)
-		close(src.fd);
-	vault_close(&v);
-	return ret;
-}
 
 /* ---- rotate ------------------------------------------------------------------------- */
 

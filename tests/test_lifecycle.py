@@ -468,16 +468,9 @@ class T:
     def imap_session_rewrap(self):
         import concurrent.futures
         import imaplib
-        import socket
-        if self.imapd is None:
-            print("skip imap_session_rewrap: sealmail-imapd not built", flush=True)
+        lf, port = self.imap_life("lifeimap", {"log_level": "debug"})
+        if lf is None:
             return
-        with socket.socket() as so:
-            so.bind(("127.0.0.1", 0))
-            port = so.getsockname()[1]
-        lf = self.life("lifeimap", {"imap_listen": "127.0.0.1:%d" % port,
-                                    "imaps_listen": "", "lmtp_listen": "",
-                                    "log_level": "debug"})
         lf.add_user("ivy")
         u = lf.users["ivy"]
         nmsg = 1000
@@ -485,21 +478,8 @@ class T:
         with concurrent.futures.ThreadPoolExecutor(8) as ex:
             res = list(ex.map(lambda i: lf.s.deliver("ivy", msgs[i]).returncode, range(nmsg)))
         check(res == [0] * nmsg, "deliveries failed")
-        lf.own()
-        logp = lf.s.path("imapd.log")
-        logf = open(logp, "wb")
-        srv = subprocess.Popen([self.imapd, "-c", lf.s.conf], stdout=logf,
-                               stderr=subprocess.STDOUT)
+        srv, logf, logp = self._imapd(lf, port)
         try:
-            deadline = time.time() + 15
-            while True:
-                check(srv.poll() is None and time.time() < deadline,
-                      "imapd did not start: %s" % open(logp, "rb").read()[-2000:])
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.5).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
             c = imaplib.IMAP4("127.0.0.1", port)
             c.login("ivy", lf.s.login(u["pass"], u["tok"]))
             typ, _ = c.select("INBOX")      # adopts the new mail under epoch 1
@@ -528,23 +508,29 @@ class T:
             check(bodies == sorted(msgs.values()), "bodies over IMAP differ after re-wrap")
             c.logout()
         finally:
-            if srv.poll() is None:
-                srv.send_signal(signal.SIGTERM)
-                try:
-                    srv.wait(15)
-                except subprocess.TimeoutExpired:
-                    srv.kill()
-                    srv.wait()
-            logf.close()
-        log = open(logp, "rb").read()
-        sanitizer_check(["sealmail-imapd"], log)
+            log = self._imapd_stop(srv, logf, logp)
         check(b"re-wrap:" not in log, "the session logged a re-wrap error: %s" %
               log.decode(errors="replace")[-2000:])
+        check(log.count(b"user ivy: epoch 1 retired by the session's re-wrap") == 1,
+              "the session did not log the retirement: %s" % log.decode(errors="replace")[-2000:])
         self.figures.append("IMAP session: %d data keys re-wrapped in the background in "
                             "%.1f s after a rotation (status polled); slowest FETCH meanwhile "
                             "%.0f ms" % (nmsg, took, worst * 1000))
 
     # ---- Argon2id raised at the next full login ----------------------------------------
+    def imap_life(self, name, settings=None):
+        """(Life with IMAP on a free loopback port, port), or (None, 0) without imapd."""
+        import socket
+        if self.imapd is None:
+            print("skip %s: sealmail-imapd not built" % name, flush=True)
+            return None, 0
+        with socket.socket() as so:
+            so.bind(("127.0.0.1", 0))
+            port = so.getsockname()[1]
+        s = {"imap_listen": "127.0.0.1:%d" % port, "imaps_listen": "", "lmtp_listen": ""}
+        s.update(settings or {})
+        return self.life(name, s), port
+
     def _imapd(self, lf, port):
         import socket
         lf.own()
@@ -565,17 +551,26 @@ class T:
             except OSError:
                 time.sleep(0.05)
 
+    @staticmethod
+    def _imapd_stop(srv, logf, logp):
+        """SIGTERM, wait, close the log; returns the log bytes, sanitizer-checked."""
+        if srv.poll() is None:
+            srv.send_signal(signal.SIGTERM)
+            try:
+                srv.wait(15)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait()
+        logf.close()
+        log = open(logp, "rb").read()
+        sanitizer_check(["sealmail-imapd"], log)
+        return log
+
     def argon2_raise(self):
         import imaplib
-        import socket
-        if self.imapd is None:
-            print("skip argon2_raise: sealmail-imapd not built", flush=True)
+        lf, port = self.imap_life("lifekdf")
+        if lf is None:
             return
-        with socket.socket() as so:
-            so.bind(("127.0.0.1", 0))
-            port = so.getsockname()[1]
-        lf = self.life("lifekdf", {"imap_listen": "127.0.0.1:%d" % port,
-                                   "imaps_listen": "", "lmtp_listen": ""})
         lf.add_user("kim")
         u = lf.users["kim"]
         for i in range(4):
@@ -621,15 +616,7 @@ class T:
                 pass
             c4.logout()
         finally:
-            srv.send_signal(signal.SIGTERM)
-            try:
-                srv.wait(15)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-                srv.wait()
-            logf.close()
-        log = open(logp, "rb").read()
-        sanitizer_check(["sealmail-imapd"], log)
+            log = self._imapd_stop(srv, logf, logp)
         check(log.count(b"Argon2id raised from 19456 KiB, 2 passes to 23552 KiB, 3 passes")
               == 1, "imapd log: %s" % log.decode(errors="replace")[-2000:])
         # in the users db only the user record, the token record (and the change

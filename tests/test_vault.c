@@ -39,6 +39,22 @@ static void rmrf(const char *dir)
 		fprintf(stderr, "cleanup of %s failed\n", dir);
 }
 
+static double now_s(void);
+
+/* Reads a whole (small) file, NUL-terminated. Bytes read, or -1. */
+static long read_all(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, cap - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return (long)n;
+}
+
 static void test_cfg(struct vault_config *c, const char *dir)
 {
 	vault_config_defaults(c);
@@ -261,6 +277,7 @@ TEST(config_every_key)
 	    "  run_user   =   \"sealmail\"  \n"
 	    "unlock_window = 30m\n"
 	    "rotation_period = 2d\n"
+	    "rotation_check_interval = 15m\n"
 	    "argon2_memory = 19456\n"
 	    "argon2_passes = 2\n"
 	    "map_size = 16M\n"
@@ -272,6 +289,7 @@ TEST(config_every_key)
 	    "idle_timeout = 1h\n"
 	    "plaintext_loopback = no\n"
 	    "durable = false\n"
+	    "seccomp = no\n"
 	    "hostname = mail.example.org\n"
 	    "log_level = debug\r\n";
 	struct vault_config c;
@@ -289,6 +307,7 @@ TEST(config_every_key)
 	ASSERT_STR_EQ(c.run_user, "sealmail");
 	ASSERT_INT_EQ(c.unlock_window, 1800);
 	ASSERT_INT_EQ(c.rotation_period, 2 * 86400);
+	ASSERT_INT_EQ(c.rotation_check_interval, 900);
 	ASSERT_INT_EQ(c.argon2_memory, 19456);
 	ASSERT_INT_EQ(c.argon2_passes, 2);
 	ASSERT_INT_EQ(c.map_size, 16 << 20);
@@ -300,8 +319,50 @@ TEST(config_every_key)
 	ASSERT_INT_EQ(c.idle_timeout, 3600);
 	ASSERT_TRUE(!c.plaintext_loopback);
 	ASSERT_TRUE(!c.durable);
+	ASSERT_TRUE(!c.seccomp);
 	ASSERT_STR_EQ(c.hostname, "mail.example.org");
 	ASSERT_STR_EQ(c.log_level, "debug");
+}
+
+/* Every key the config writer knows (the default config lists all of them, most as
+ * comments) is a token of the fuzzing dictionary and appears in the every-key seed. */
+TEST(config_fuzz_dict_complete)
+{
+	const char *src = getenv("SEALMAIL_SRC");
+	char *dir = mktmp(), path[512], err[256], line[512], want[160];
+	static char dict[16384], seed[8192];
+	size_t nkeys = 0;
+	FILE *f;
+
+	ASSERT_TRUE(src != NULL);	/* set by tests/meson.build */
+	snprintf(path, sizeof(path), "%s/fuzz/config.dict", src);
+	ASSERT_TRUE(read_all(path, dict, sizeof(dict)) > 0);
+	snprintf(path, sizeof(path), "%s/fuzz/corpus/config/every-key", src);
+	ASSERT_TRUE(read_all(path, seed, sizeof(seed)) > 0);
+	snprintf(path, sizeof(path), "%s/x.conf", dir);
+	ASSERT_INT_EQ(vault_config_write_default(path, dir, err, sizeof(err)), 0);
+	ASSERT_TRUE((f = fopen(path, "r")) != NULL);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *p = line[0] == '#' ? line + 1 : line;
+		size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+		if (n == 0 || strncmp(p + n, " = ", 3) != 0)
+			continue;
+		nkeys++;
+		snprintf(want, sizeof(want), "\"%.*s\"\n", (int)n, p);
+		if (strstr(dict, want) == NULL)
+			fprintf(stderr, "fuzz/config.dict lacks %s", want);
+		ASSERT_TRUE(strstr(dict, want) != NULL);
+		snprintf(want, sizeof(want), "\n%.*s = ", (int)n, p);
+		if (strstr(seed, want) == NULL && strncmp(seed, want + 1, strlen(want + 1)) != 0)
+			fprintf(stderr, "fuzz/corpus/config/every-key lacks %.*s\n", (int)n, p);
+		ASSERT_TRUE(strstr(seed, want) != NULL ||
+		    strncmp(seed, want + 1, strlen(want + 1)) == 0);
+	}
+	fclose(f);
+	ASSERT_TRUE(nkeys >= 25);
+	rmrf(dir);
+	free(dir);
 }
 
 static void bad(const char *text, const char *want_line, const char *want_msg)
@@ -601,7 +662,6 @@ TEST(passwd_rewraps)
 	world_free(&w);
 }
 
-static double now_s(void);
 
 /* ---- Argon2id raised at the next full login -------------------------------------------- */
 static void user_params(struct vault *v, const char *user, struct crypto_pwhash_params *par,
@@ -742,6 +802,23 @@ TEST(kdf_raised_at_next_full_login)
 	world_free(&w);
 }
 
+/* A full login of user in a child process with its own store environment (w->v must
+ * be closed). The child's OTP counts as spent whether it gets to use it or not. */
+static pid_t login_child(struct world *w, const char *user)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct vault *cv = NULL;
+
+		if (vault_open(&w->cfg, &cv) != 0)
+			_exit(3);
+		_exit(login(cv, user, &w->tok, PASS, NULL) == 0 ? 0 : 4);
+	}
+	w->tok.ctr++;
+	return pid;
+}
+
 /* SIGKILL a login in the middle of its re-key, many times, at random points of its
  * run: the account stays usable (the store has the old parameters or the new ones,
  * never a mix), and a later login finishes the raise. */
@@ -765,18 +842,10 @@ TEST(kdf_raise_killed)
 	vault_close(&w.v);
 	full_s = now_s();
 	{
-		pid_t pid = fork();
+		pid_t pid = login_child(&w, "bob");
 		int st;
 
-		ASSERT_TRUE(pid >= 0);
-		if (pid == 0) {
-			struct vault *cv = NULL;
-
-			if (vault_open(&w.cfg, &cv) != 0)
-				_exit(3);
-			_exit(login(cv, "bob", &w.tok, PASS, NULL) == 0 ? 0 : 4);
-		}
-		w.tok.ctr++;
+		ASSERT_TRUE(pid > 0);
 		ASSERT_INT_EQ(waitpid(pid, &st, 0), pid);
 		ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
@@ -793,16 +862,8 @@ TEST(kdf_raise_killed)
 		user_params(w.v, "bob", &before, NULL);
 		reopen_with(&w, mem += 1024, CRYPTO_PWHASH_MIN_PASSES);
 		vault_close(&w.v);	/* no LMDB environment across fork */
-		pid = fork();
-		ASSERT_TRUE(pid >= 0);
-		if (pid == 0) {
-			struct vault *cv = NULL;
-
-			if (vault_open(&w.cfg, &cv) != 0)
-				_exit(3);
-			_exit(login(cv, "bob", &w.tok, PASS, NULL) == 0 ? 0 : 4);
-		}
-		w.tok.ctr++;	/* the child used this OTP (or not: either way it is spent) */
+		pid = login_child(&w, "bob");
+		ASSERT_TRUE(pid > 0);
 		/* mostly in the second half, where the re-key and its commit are */
 		usleep((useconds_t)((0.3 + (double)rand() / RAND_MAX) * full_s * 1e6));
 		kill(pid, SIGKILL);

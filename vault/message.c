@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "vault-private.h"
+#include "log.h"
 
 #define META_PT_MAX (64 * 1024)
 #define KEYWORD_MAX 255
@@ -1355,6 +1356,7 @@ int vault_rewrap_batch(struct vault_txn *t, const struct vault_keys *kc, unsigne
 		*done_out = 0;
 	if (!t->write || rw == NULL)
 		return -EINVAL;
+	rw->nretired = 0;
 	if (max == 0)
 		max = 1;
 	limit = max > UINT_MAX / REWRAP_SCAN_FACTOR ? UINT_MAX : max * REWRAP_SCAN_FACTOR;
@@ -1458,8 +1460,9 @@ int vault_rewrap_batch(struct vault_txn *t, const struct vault_keys *kc, unsigne
 		rw->active = false;
 		/* The retirement re-counts references in this txn: exact whatever the pass
 		 * saw. It also resets the pending counter from the count. */
-		if ((e = epochs_retire_unused_txn(t, u, NULL, 0, &nret)) < 0)
+		if ((e = epochs_retire_unused_txn(t, u, rw->retired, 16, &nret)) < 0)
 			goto out;
+		rw->nretired = nret;
 		if ((e = epochs_have_old(t, u, cur->epoch, &has_old)) < 0)
 			goto out;
 		if (has_old && !rw->pass_clean)
@@ -1549,6 +1552,17 @@ int vault_rewrap_tick(struct vault *v, struct vault_keys *k, unsigned max, unsig
 	}
 	if (e < 0 && k->rw != NULL)
 		k->rw->active = false;	/* the txn is gone: restart the pass */
+	/* Committed: the retirements of this batch are final (the daemon audits its own;
+	 * a session's show in the log). */
+	if (e >= 0 && k->rw != NULL) {
+		for (size_t i = 0; i < k->rw->nretired && i < 16; i++)
+			log_info("vault: user %s: epoch %u retired by the session's re-wrap (no "
+			    "message left under it; secret destroyed)", k->name, k->rw->retired[i]);
+		if (k->rw->nretired > 16)
+			log_info("vault: user %s: %zu epochs retired by the session's re-wrap",
+			    k->name, k->rw->nretired);
+		k->rw->nretired = 0;
+	}
 	if (e > 0 && done_out != NULL && *done_out > 0)
 		warm_pages(v, from, k->rw->active ? k->rw->next : NULL);
 	return e;

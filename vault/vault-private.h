@@ -273,6 +273,8 @@ struct keys_rewrap {
 	bool pass_clean;		/* every record so far is (now) under pass_epoch */
 	uint32_t settled_epoch;		/* a full pass under this current epoch left only
 					 * what cannot be re-wrapped: do not rescan */
+	uint32_t retired[16];		/* epochs the last batch retired (nretired may be */
+	size_t nretired;		/* larger: only the first 16 are listed) */
 };
 struct vault_keys {
 	uint32_t user_id;
