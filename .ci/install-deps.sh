@@ -7,6 +7,7 @@ PKGS=(
   # build
   meson ninja-build pkg-config gcc clang libclang-rt-14-dev
   libsodium-dev libssl-dev liblmdb-dev libyubikey-dev libargon2-dev zlib1g-dev
+  libseccomp-dev scdoc
   # tests: real clients and tools
   python3 lmdb-utils openssl isync fetchmail swaks
   # reference peer for differential tests and benchmarks

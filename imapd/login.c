@@ -23,6 +23,7 @@
 #include "log.h"
 #include "proto.h"
 #include "server.h"
+#include "sandbox.h"
 #include "tls.h"
 #include "vault.h"
 #include "compat.h"
@@ -749,6 +750,8 @@ static __attribute__((noreturn)) void relay(struct login *l, int sfd)
 	/* Nothing of the pre-login state is needed any more. */
 	imap_parser_free(&l->parser);
 	vault_close(&l->v);
+	if (l->cfg->seccomp && sandbox_apply(SANDBOX_RELAY) < 0)
+		_exit(1);
 	crypto_wipe(l->in, sizeof(l->in));
 	l->inlen = 0;
 	if ((c2s.d = malloc(RELAY_BUF)) == NULL || (s2c.d = malloc(RELAY_BUF)) == NULL)
@@ -877,6 +880,8 @@ void login_main(const struct login_args *a)
 	proc_set_name(PROC_NAME_LOGIN);
 	log_set_ident("imapd-login");
 	(void)crypto_harden_process();	/* passphrases pass through this process */
+	if (a->cfg->seccomp && sandbox_apply(SANDBOX_LOGIN) < 0)
+		_exit(1);
 	memset(&L, 0, sizeof(L));
 	L.a = a;
 	L.cfg = a->cfg;

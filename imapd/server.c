@@ -815,9 +815,11 @@ static void reap(void)
 
 		if (l) {
 			if (abnormal && !M.stopping)
-				log_warn("login process %d ended abnormally (%s %d)", (int)pid,
+				log_warn("login process %d ended abnormally (%s %d%s)", (int)pid,
 				    WIFSIGNALED(status) ? "signal" : "status",
-				    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+				    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+				    WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS ?
+				    ": a syscall outside its seccomp filter" : "");
 			login_remove(l);
 			continue;
 		}

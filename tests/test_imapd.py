@@ -605,28 +605,89 @@ def t_isolation_memory(srv):
     b.logout()
 
 
+def status_fields(pid, names):
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in names:
+                out[k] = v.split()
+    return out
+
+
 def t_privileges(srv):
+    """Every process of a running server, LMTP included: uid/gid (real, effective,
+    saved, fs) of run_user, one supplementary group, not dumpable; the pre-login
+    process and the relay (a login process after LOGIN) run under seccomp filter
+    mode (Seccomp: 2) with NoNewPrivs 1; the master, sessions and LMTP do not."""
     if not IS_ROOT:
         raise Skip("privilege drop needs root")
     uid = pwd.getpwnam(RUN_USER).pw_uid
     gid = pwd.getpwnam(RUN_USER).pw_gid
-    a = srv.imaps("alice")
-    r = Raw(srv.imaps_port)       # a login process that has not logged in
-    time.sleep(0.2)
-    logins, sessions = srv.procs("imapd-login"), srv.procs("imapd-session")
-    check(logins and sessions, "processes: %r %r" % (logins, sessions))
-    for pid in logins + sessions + [srv.p.pid]:
-        ids = status_ids(pid)
-        check(ids["Uid"] == [uid] * 4 and ids["Gid"] == [gid] * 4,
-              "pid %d (%s) ids %r" % (pid, comm(pid), ids))
-    for pid in sessions + logins:
-        # A non-dumpable process's /proc/PID files (not the directory) belong to
-        # root (proc(5), task_dump_owner).
-        check(os.stat("/proc/%d/status" % pid).st_uid == 0, "pid %d (%s) is dumpable" %
-              (pid, comm(pid)))
-    check("dropped root" in srv.log_text(), "no privilege drop logged")
-    r.close()
-    a.logout()
+    # A server of its own with LMTP on, so that imapd-lmtp and imapd-lmtp-conn run.
+    lsrv = Server(srv.v, lmtp_listen="127.0.0.1:%d" % free_port())
+    try:
+        a = lsrv.imaps("alice")
+        relays = lsrv.procs("imapd-login")     # alice's login process, now relaying
+        r = Raw(lsrv.imaps_port)       # a login process that has not logged in
+        m = re.search(r"lmtp_listen = 127.0.0.1:(\d+)", open(lsrv.conf).read())
+        lm = socket.create_connection(("127.0.0.1", int(m.group(1))), 5)
+        lm.recv(512)                   # the 220 greeting: its process is up
+        time.sleep(0.2)
+        logins = [p for p in lsrv.procs("imapd-login") if p not in relays]
+        sessions = lsrv.procs("imapd-session")
+        lmtp = lsrv.procs("imapd-lmtp")
+        lmtp_conn = [p for q in lmtp for p in children(q) if comm(p) == "imapd-lmtp-conn"]
+        check(len(relays) == 1 and logins and sessions and lmtp and lmtp_conn,
+              "processes: relay %r login %r session %r lmtp %r lmtp-conn %r" %
+              (relays, logins, sessions, lmtp, lmtp_conn))
+        roles = [("master", lsrv.p.pid)] + [("login", p) for p in logins] + \
+            [("relay", p) for p in relays] + [("session", p) for p in sessions] + \
+            [("lmtp", p) for p in lmtp] + [("lmtp-conn", p) for p in lmtp_conn]
+        for role, pid in roles:
+            st = status_fields(pid, ("Uid", "Gid", "Groups", "Seccomp", "NoNewPrivs"))
+            ids = status_ids(pid)
+            check(ids["Uid"] == [uid] * 4 and ids["Gid"] == [gid] * 4 and
+                  st["Groups"] == [str(gid)], "%s pid %d ids %r groups %r" %
+                  (role, pid, ids, st["Groups"]))
+            # A non-dumpable process's /proc/PID files (not the directory) belong to
+            # root (proc(5), task_dump_owner).
+            check(os.stat("/proc/%d/status" % pid).st_uid == 0,
+                  "%s pid %d is dumpable" % (role, pid))
+            filtered = role in ("login", "relay")
+            check(st["Seccomp"] == (["2"] if filtered else ["0"]) and
+                  st["NoNewPrivs"] == (["1"] if filtered else ["0"]),
+                  "%s pid %d: Seccomp %r NoNewPrivs %r" % (role, pid, st["Seccomp"],
+                                                          st["NoNewPrivs"]))
+            print("     %-9s pid %-7d uid %d gid %d not dumpable, Seccomp %s NoNewPrivs %s"
+                  % (role, pid, uid, gid, st["Seccomp"][0], st["NoNewPrivs"][0]))
+        check("dropped root" in lsrv.log_text(), "no privilege drop logged")
+        typ, _ = a.select("INBOX")      # the relay still works under its filter
+        check(typ == "OK", "SELECT through the filtered relay")
+        lm.close()
+        r.close()
+        a.logout()
+        check("seccomp filter" not in lsrv.log_text(), "a process was killed by its filter")
+    finally:
+        check(lsrv.stop() == 0, "server exit status")
+
+
+def t_seccomp_off(srv):
+    """seccomp = no: the login process runs without a filter (for debugging)."""
+    if not IS_ROOT:
+        raise Skip("needs root (run_user)")
+    lsrv = Server(srv.v, seccomp="no")
+    try:
+        a = lsrv.imaps("alice")
+        r = Raw(lsrv.imaps_port)
+        time.sleep(0.2)
+        for pid in lsrv.procs("imapd-login"):
+            st = status_fields(pid, ("Seccomp",))
+            check(st["Seccomp"] == ["0"], "pid %d Seccomp %r" % (pid, st["Seccomp"]))
+        r.close()
+        a.logout()
+    finally:
+        check(lsrv.stop() == 0, "server exit status")
 
 
 def t_sighup_reload(srv):
@@ -910,7 +971,8 @@ GROUPS = [
           t_starttls_injection_discarded, t_tls_versions, t_authenticate_plain,
           t_wrong_passphrase_delay, t_unknown_user_and_replay, t_window_login,
           t_garbage_before_login, t_plaintext_loopback_allowed, t_one_session_per_user,
-          t_pipelined_after_login, t_tcp_keepalive, t_isolation_memory, t_privileges, t_sighup_reload,
+          t_pipelined_after_login, t_tcp_keepalive, t_isolation_memory, t_privileges,
+          t_seccomp_off, t_sighup_reload,
           t_check_config, t_bind_failure, t_unreadable_cert]),
     ({"unlock_window": "3s", "plaintext_loopback": "no", "prelogin_timeout": "2s",
       "max_connections": "4"},
