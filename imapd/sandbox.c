@@ -98,7 +98,7 @@ int sandbox_apply(enum sandbox_stage stage)
 	/* abort() (an assertion) signals this process only, so it ends with SIGABRT,
 	 * not SIGSYS; kill/tgkill of any other process stays forbidden. */
 	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-	    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()))) < 0)
+	    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0))) < 0)
 		goto out;
 	r = seccomp_load(ctx);
 out:

@@ -136,9 +136,21 @@ TEST(forbidden_syscalls_kill)
 	}
 }
 
+/* As in imapd/sandbox.c: sanitizer builds let open through (the runtime reads
+ * /proc/self/maps to print a report). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZER_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define SANITIZER_BUILD 1
+#endif
+#endif
+
 TEST(relay_stage_is_narrower)
 {
+#ifndef SANITIZER_BUILD
 	ASSERT_TRUE(killed_by_sigsys(run(P_OPEN_IN_RELAY, SANDBOX_RELAY)));
+#endif
 	ASSERT_TRUE(killed_by_sigsys(run(P_OK_FILES, SANDBOX_RELAY)));
 	/* the same open is allowed before the relay stage */
 	ASSERT_TRUE(WIFEXITED(run(P_OPEN_IN_RELAY, SANDBOX_LOGIN)));
