@@ -29,6 +29,15 @@ struct search_ctx {
 	int err;
 	time_t now;
 	struct pending_cache pend;
+	/* the string keys' searchers (needle folded once, scratch kept), sorted by key
+	 * so eval() finds them with bsearch */
+	struct key_searcher *ks;
+	size_t nks;
+};
+
+struct key_searcher {
+	const struct imap_search_key *k;
+	struct imap_msg_searcher *s;	/* NULL: the key can match nothing (NUL in it) */
 };
 
 static void search_ctx_free(void *arg)
@@ -37,6 +46,9 @@ static void search_ctx_free(void *arg)
 
 	if (sc == NULL)
 		return;
+	for (size_t i = 0; i < sc->nks; i++)
+		imap_msg_searcher_free(&sc->ks[i].s);
+	free(sc->ks);
 	imap_search_free(&sc->s);
 	free(sc->res);
 	free(sc->seqs);
@@ -52,32 +64,101 @@ static bool has_kw(const struct mbox_state *st, const struct mmsg *m, const char
 	return false;
 }
 
-/* Needle as a C string (search strings may come as literals). */
-static int needle(const struct imap_search_key *k, char *buf, size_t len, const char **out)
+static bool key_is_string(enum imap_search_type t)
 {
-	if (k->str == NULL) {
-		*out = "";
-		return 0;
+	switch (t) {
+	case IMAP_SK_FROM: case IMAP_SK_TO: case IMAP_SK_CC: case IMAP_SK_BCC:
+	case IMAP_SK_SUBJECT: case IMAP_SK_HEADER: case IMAP_SK_BODY: case IMAP_SK_TEXT:
+		return true;
+	default:
+		return false;
 	}
-	if (memchr(k->str, '\0', k->len) != NULL || k->len >= len)
-		return -E2BIG;
-	memcpy(buf, k->str, k->len);
-	buf[k->len] = '\0';
-	*out = buf;
+}
+
+static int ks_cmp(const void *a, const void *b)
+{
+	const struct key_searcher *x = a, *y = b;
+
+	return x->k < y->k ? -1 : x->k > y->k;
+}
+
+/* Builds a searcher for every string key (iteratively: the tree may be deep). */
+static int searchers_build(struct search_ctx *sc)
+{
+	const struct imap_search_key *stack[IMAP_SEARCH_MAX_DEPTH + 2];
+	size_t depth = 0, cap = 0;
+	int r;
+
+	stack[depth++] = sc->s->root;
+	while (depth > 0) {
+		const struct imap_search_key *k = stack[--depth];
+
+		for (; k != NULL; k = k->next) {
+			if (k->child != NULL) {
+				if (depth == sizeof(stack) / sizeof(stack[0]))
+					return -E2BIG;
+				stack[depth++] = k->child;
+			}
+			if (!key_is_string(k->type))
+				continue;
+			if (sc->nks == cap) {
+				size_t ncap = cap ? cap * 2 : 8;
+				struct key_searcher *n = realloc(sc->ks, ncap * sizeof(*n));
+
+				if (n == NULL)
+					return -ENOMEM;
+				sc->ks = n;
+				cap = ncap;
+			}
+			sc->ks[sc->nks].k = k;
+			sc->ks[sc->nks].s = NULL;
+			/* a NUL cannot be in the decoded text (it reads as U+FFFD) */
+			if (k->str == NULL || memchr(k->str, '\0', k->len) == NULL) {
+				r = imap_msg_searcher_new(k->str, k->str ? k->len : 0,
+				    &sc->ks[sc->nks].s);
+				if (r < 0)
+					return r;
+			}
+			sc->nks++;
+		}
+	}
+	qsort(sc->ks, sc->nks, sizeof(*sc->ks), ks_cmp);
 	return 0;
 }
 
-static int hdr_match(struct msrc *s, const char *field, const struct imap_search_key *k)
+static struct imap_msg_searcher *searcher_of(const struct search_ctx *sc,
+    const struct imap_search_key *k)
 {
-	char nb[4096];
-	const char *nd;
+	struct key_searcher key = { .k = k }, *f;
+
+	f = bsearch(&key, sc->ks, sc->nks, sizeof(*sc->ks), ks_cmp);
+	return f != NULL ? f->s : NULL;
+}
+
+/* Header keys: over the header block kept in the summary, no body decryption
+ * (issue 3) and no parse. */
+static int hdr_match(struct search_ctx *sc, struct msrc *s, const char *field,
+    const struct imap_search_key *k, enum imap_msg_search_field kind)
+{
+	struct imap_msg_searcher *ms = searcher_of(sc, k);
 	int r;
 
-	if ((r = needle(k, nb, sizeof(nb), &nd)) < 0)
+	if (ms == NULL)
 		return 0;
-	if ((r = msrc_header(s)) < 0)
+	r = msrc_cache(s);
+	if (r == -E2BIG) {
+		/* a header too big for the summary: search the message itself */
+		const struct imap_msg_part *root;
+
+		if ((r = msrc_body(s, true)) < 0)
+			return r;
+		root = imap_msg_root(s->pm);
+		return imap_msg_searcher_header(ms, imap_msg_data(s->pm) + root->hdr_off,
+		    root->hdr_len, field, kind);
+	}
+	if (r < 0)
 		return r;
-	return imap_msg_search_header(s->hm, field, nd);
+	return imap_msg_searcher_header(ms, s->mc.hdr, s->mc.hdrlen, field, kind);
 }
 
 /* 1 match, 0 no match, <0 error. */
@@ -191,11 +272,13 @@ static int eval(struct imap_client *c, struct search_ctx *sc, const struct imap_
 	}
 	case IMAP_SK_THREADID:
 		return 0;	/* THREADID is NIL for every message */
-	case IMAP_SK_FROM: return hdr_match(s, "From", k);
-	case IMAP_SK_TO: return hdr_match(s, "To", k);
-	case IMAP_SK_CC: return hdr_match(s, "Cc", k);
-	case IMAP_SK_BCC: return hdr_match(s, "Bcc", k);
-	case IMAP_SK_SUBJECT: return hdr_match(s, "Subject", k);
+	/* RFC 9051 6.4.4: FROM etc. match the envelope structure's address list */
+	case IMAP_SK_FROM: return hdr_match(sc, s, "From", k, IMAP_MSG_SEARCH_ADDRESS);
+	case IMAP_SK_TO: return hdr_match(sc, s, "To", k, IMAP_MSG_SEARCH_ADDRESS);
+	case IMAP_SK_CC: return hdr_match(sc, s, "Cc", k, IMAP_MSG_SEARCH_ADDRESS);
+	case IMAP_SK_BCC: return hdr_match(sc, s, "Bcc", k, IMAP_MSG_SEARCH_ADDRESS);
+	case IMAP_SK_SUBJECT:
+		return hdr_match(sc, s, "Subject", k, IMAP_MSG_SEARCH_PLAIN);
 	case IMAP_SK_HEADER: {
 		char fb[256];
 
@@ -204,18 +287,17 @@ static int eval(struct imap_client *c, struct search_ctx *sc, const struct imap_
 			return 0;
 		memcpy(fb, k->field, k->field_len);
 		fb[k->field_len] = '\0';
-		return hdr_match(s, fb, k);
+		return hdr_match(sc, s, fb, k, IMAP_MSG_SEARCH_PLAIN);
 	}
 	case IMAP_SK_BODY:
 	case IMAP_SK_TEXT: {
-		char nb[4096];
-		const char *nd;
+		struct imap_msg_searcher *ms = searcher_of(sc, k);
 
-		if (needle(k, nb, sizeof(nb), &nd) < 0)
+		if (ms == NULL)
 			return 0;
 		if ((r = msrc_body(s, true)) < 0)
 			return r;
-		return imap_msg_search_text(s->pm, nd, k->type == IMAP_SK_BODY ?
+		return imap_msg_searcher_text(ms, s->pm, k->type == IMAP_SK_BODY ?
 		    IMAP_MSG_SEARCH_BODY : IMAP_MSG_SEARCH_TEXT);
 	}
 	}
@@ -412,6 +494,10 @@ int cmd_search(struct imap_client *c, struct imap_cmd *cmd)
 		if (r == -ENOMEM)
 			return r;
 		return cmd_bad(c, cmd, "%s", err ? err : "Invalid SEARCH arguments");
+	}
+	if ((r = searchers_build(sc)) < 0) {
+		search_ctx_free(sc);
+		return r == -ENOMEM ? r : cmd_bad(c, cmd, "Invalid SEARCH arguments");
 	}
 	if (sc->s->uses_modseq)
 		c->condstore = true;	/* RFC 7162 3.1: CONDSTORE-enabling */

@@ -34,6 +34,8 @@ struct actx {
 	struct imap_mbuf *out;
 	struct addr a;
 	size_t count;
+	bool text;		/* addr_write_search(): text, not IMAP structures */
+	bool group_open;	/* text: just after "group:" (no ", " before the next) */
 };
 
 static void field_set(struct field *f, const uint8_t *p, size_t n)
@@ -78,10 +80,63 @@ static void put_field(struct imap_mbuf *out, const struct field *f, bool human)
 		imap_mbuf_put_nstring_nolf(out, fstr(f), f->v.len);
 }
 
+/* Text form of the current address, the way Dovecot's message_address_write() gives
+ * it to its header search: "name <route:mailbox@host>", "mailbox@host", "group:" and
+ * ";", joined by ", "; display names RFC 2047 decoded. */
+static void emit_text(struct actx *c)
+{
+	struct imap_mbuf *o = c->out;
+	const struct addr *a = &c->a;
+	bool start = !a->name.set && !a->route.set && a->mailbox.set && !a->domain.set;
+	bool end = !a->name.set && !a->route.set && !a->mailbox.set && !a->domain.set;
+
+	if (c->count > 0 && !c->group_open && !end)
+		imap_mbuf_put(o, ", ", 2);
+	c->group_open = false;
+	if (end) {
+		imap_mbuf_putc(o, ';');
+	} else if (start) {
+		(void)imap_msg_decode_header(fstr(&a->mailbox), a->mailbox.v.len, o);
+		imap_mbuf_putc(o, ':');
+		c->group_open = true;
+	} else {
+		bool angle = (a->name.set && a->name.v.len > 0) || a->route.set;
+		bool spec = a->mailbox.set || (a->domain.set && a->domain.v.len > 0);
+
+		if (a->name.set && a->name.v.len > 0) {
+			(void)imap_msg_decode_header(fstr(&a->name), a->name.v.len, o);
+			if (spec)
+				imap_mbuf_putc(o, ' ');
+		}
+		if (spec) {
+			if (angle)
+				imap_mbuf_putc(o, '<');
+			if (a->route.set) {
+				imap_mbuf_put(o, a->route.v.d, a->route.v.len);
+				imap_mbuf_putc(o, ':');
+			}
+			imap_mbuf_put(o, a->mailbox.v.d, a->mailbox.v.len);
+			if (a->domain.set && a->domain.v.len > 0) {
+				imap_mbuf_putc(o, '@');
+				imap_mbuf_put(o, a->domain.v.d, a->domain.v.len);
+			}
+			if (angle)
+				imap_mbuf_putc(o, '>');
+		}
+	}
+	c->count++;
+	addr_clear(&c->a);
+}
+
 /* Writes the current address as (name route mailbox host) and clears it. */
 static void emit(struct actx *c)
 {
 	struct imap_mbuf *o = c->out;
+
+	if (c->text) {
+		emit_text(c);
+		return;
+	}
 
 	imap_mbuf_putc(o, '(');
 	put_field(o, &c->a.name, true);
@@ -315,13 +370,14 @@ static int address(struct actx *c)
 	return r;
 }
 
-size_t addr_write_list(struct imap_mbuf *out, const uint8_t *s, size_t n)
+static size_t addr_write(struct imap_mbuf *out, const uint8_t *s, size_t n, bool text)
 {
 	struct actx c;
 	unsigned max = MAX_ADDRESSES;
 	int r;
 
 	memset(&c, 0, sizeof(c));
+	c.text = text;
 	imap_mbuf_init(&c.comment, out->max);
 	imap_mbuf_init(&c.str, out->max);
 	imap_mbuf_init(&c.a.name.v, out->max);
@@ -360,6 +416,16 @@ size_t addr_write_list(struct imap_mbuf *out, const uint8_t *s, size_t n)
 	imap_mbuf_release(&c.a.mailbox.v);
 	imap_mbuf_release(&c.a.domain.v);
 	return c.count;
+}
+
+size_t addr_write_list(struct imap_mbuf *out, const uint8_t *s, size_t n)
+{
+	return addr_write(out, s, n, false);
+}
+
+size_t addr_write_search(struct imap_mbuf *out, const uint8_t *s, size_t n)
+{
+	return addr_write(out, s, n, true);
 }
 
 /* ---- ENVELOPE -------------------------------------------------------------------- */

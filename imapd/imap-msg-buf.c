@@ -61,6 +61,13 @@ static bool mbuf_grow(struct imap_mbuf *b, size_t n)
 	return true;
 }
 
+uint8_t *mbuf_reserve(struct imap_mbuf *b, size_t n)
+{
+	if (!mbuf_grow(b, n))
+		return NULL;
+	return b->d + b->len;
+}
+
 void imap_mbuf_put(struct imap_mbuf *b, const void *p, size_t n)
 {
 	if (!mbuf_grow(b, n))

@@ -138,6 +138,11 @@ static enum cs charset_kind(const char *cs)
 	return CS_OTHER;
 }
 
+bool charset_is_utf8(const char *charset)
+{
+	return charset_kind(charset) == CS_UTF8;
+}
+
 static uint32_t latin9_cp(uint8_t c)
 {
 	switch (c) {

@@ -58,12 +58,22 @@ bool hdr_name_eq(const struct hdr_field *f, const char *name);
 const struct imap_msg_part *msg_header_part(const struct imap_msg *m,
     const struct imap_msg_part *part);
 
+/* Room for n more bytes (and the NUL): where to write them, or NULL with b->err set.
+ * The caller writes at most n bytes, then adds what it wrote to b->len and
+ * NUL-terminates. */
+uint8_t *mbuf_reserve(struct imap_mbuf *b, size_t n);
+
 /* Unfolded copy of a header value (CR/LF removed, NUL -> U+FFFD), appended. */
 void mbuf_put_unfolded(struct imap_mbuf *b, const uint8_t *s, size_t n);
 
 /* Writes an address list (RFC 5322 address-list) as IMAP address structures, without
  * the outer parentheses. Returns the number of addresses written. */
 size_t addr_write_list(struct imap_mbuf *b, const uint8_t *s, size_t n);
+
+/* The same address list as text for SEARCH FROM/TO/CC/BCC (RFC 9051 6.4.4: the
+ * envelope's field): "name <mailbox@host>, ..., group: ...;", names RFC 2047
+ * decoded to UTF-8. Returns the number of list elements. */
+size_t addr_write_search(struct imap_mbuf *out, const uint8_t *s, size_t n);
 
 /* Decoding primitives (imap-msg-decode.c). The size_out forms count without output. */
 void b64_decode(const uint8_t *s, size_t n, struct imap_mbuf *out, uint64_t *size_out);
@@ -81,6 +91,9 @@ uint8_t ascii_lower(uint8_t c);
 
 /* Content-Type parameter lookup (case-insensitive name). */
 const char *param_get(const struct imap_msg_param *params, uint32_t n, const char *name);
+
+/* True if charset (NULL: none) is read as UTF-8 (UTF-8, US-ASCII and their aliases). */
+bool charset_is_utf8(const char *charset);
 
 /* The charset of a text part (Content-Type charset parameter), or NULL. */
 const char *part_charset(const struct imap_msg_part *p);

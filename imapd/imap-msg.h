@@ -358,11 +358,33 @@ enum imap_msg_search_scope {
 int imap_msg_search_text(const struct imap_msg *m, const char *needle_utf8,
     enum imap_msg_search_scope scope);
 
-/* SEARCH HEADER name needle (and FROM/TO/CC/BCC/SUBJECT): 1 if some field `name` of
- * the message header contains needle after decoding (case-insensitive as above); an
- * empty needle matches any message that has the field. 1, 0 or -ENOMEM. */
+/* SEARCH HEADER name needle: 1 if some field `name` of the message header contains
+ * needle after RFC 2047 decoding (case-insensitive as above); an empty needle
+ * matches any message that has the field. 1, 0 or -ENOMEM. */
 int imap_msg_search_header(const struct imap_msg *m, const char *name,
     const char *needle_utf8);
+
+/* The same searches with the needle folded once and scratch buffers kept between
+ * messages (SEARCH over a mailbox). A searcher is not thread-safe. */
+struct imap_msg_searcher;
+/* needle: n bytes of UTF-8 (invalid sequences read as U+FFFD). 0, -ENOMEM, -EINVAL. */
+int imap_msg_searcher_new(const char *needle, size_t n, struct imap_msg_searcher **out);
+void imap_msg_searcher_free(struct imap_msg_searcher **s);
+/* imap_msg_search_text() with this searcher's needle. */
+int imap_msg_searcher_text(struct imap_msg_searcher *s, const struct imap_msg *m,
+    enum imap_msg_search_scope scope);
+
+enum imap_msg_search_field {
+	IMAP_MSG_SEARCH_PLAIN,		/* HEADER, SUBJECT: the decoded field value */
+	/* FROM, TO, CC, BCC (RFC 9051 6.4.4: the envelope's address list): the list as
+	 * ENVELOPE parses it, written "name <mailbox@host>, ..., group: ...;" with
+	 * decoded names (what Dovecot matches) */
+	IMAP_MSG_SEARCH_ADDRESS,
+};
+/* Searches the fields `name` of a raw header block (hdr, len: the top-level header
+ * as the cache keeps it, no parse needed). 1, 0, -ENOMEM, -E2BIG, -EINVAL. */
+int imap_msg_searcher_header(struct imap_msg_searcher *s, const uint8_t *hdr, size_t len,
+    const char *name, enum imap_msg_search_field kind);
 
 /* Folds UTF-8 text for caseless comparison (the folding used by the searches), e.g.
  * to prepare a needle once. Invalid UTF-8 becomes U+FFFD. Appends; out's error. */

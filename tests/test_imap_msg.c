@@ -805,6 +805,90 @@ TEST(search)
 	tm_close(&t);
 }
 
+/* A searcher used like SEARCH uses it: one needle, many header blocks, raw (no parse). */
+static int hsearch(const char *needle, const char *hdr, const char *field,
+    enum imap_msg_search_field kind)
+{
+	struct imap_msg_searcher *s = NULL;
+	int r;
+
+	if ((r = imap_msg_searcher_new(needle, strlen(needle), &s)) < 0)
+		return r;
+	r = imap_msg_searcher_header(s, (const uint8_t *)hdr, strlen(hdr), field, kind);
+	imap_msg_searcher_free(&s);
+	return r;
+}
+
+TEST(search_addresses_and_searcher)
+{
+	static const char groups[] =
+	    "From: Sender <s@example.org>\r\n"
+	    "Cc: Friends: joe@example.com, \"Mary Smith\" <mary@example.net>;, solo@example.org\r\n"
+	    "Bcc: Nested: a@example.com, Inner: b@example.com;;\r\n"
+	    "To: =?UTF-8?Q?J=C3=B6rg?= (the boss) <joerg@example.de>,\r\n"
+	    " \"Quoted \\\"Name\\\"\" <q@example.com>\r\n"
+	    "Subject: plain line\r\n"
+	    "X-Folded: one\r\n two\r\n"
+	    "\r\n";
+	struct imap_msg_searcher *s = NULL;
+	const enum imap_msg_search_field A = IMAP_MSG_SEARCH_ADDRESS, P = IMAP_MSG_SEARCH_PLAIN;
+
+	/* RFC 9051 6.4.4: FROM/TO/CC/BCC match the envelope's address list: the
+	 * decoded display name, mailbox and host, "name <mailbox@host>" */
+	ASSERT_INT_EQ(hsearch("sender <s@EXAMPLE.org>", groups, "from", A), 1);
+	ASSERT_INT_EQ(hsearch("mary smith <mary@", groups, "cc", A), 1);
+	ASSERT_INT_EQ(hsearch("friends:", groups, "cc", A), 1);
+	ASSERT_INT_EQ(hsearch("solo@example.org", groups, "cc", A), 1);
+	ASSERT_INT_EQ(hsearch("j\xc3\xb6rg", groups, "to", A), 1);
+	ASSERT_INT_EQ(hsearch("=?utf-8?", groups, "to", A), 0);
+	/* a comment after a name-addr is not part of the address (raw search finds it) */
+	ASSERT_INT_EQ(hsearch("the boss", groups, "to", A), 0);
+	ASSERT_INT_EQ(hsearch("the boss", groups, "to", P), 1);
+	/* quoting removed: the name is Quoted "Name" */
+	ASSERT_INT_EQ(hsearch("quoted \"name\"", groups, "to", A), 1);
+	/* the envelope of a nested group (invalid, RFC 5322 3.4) stops before b@ (as
+	 * ENVELOPE shows it, and as Dovecot matches); the raw field has it */
+	ASSERT_INT_EQ(hsearch("a@example.com", groups, "bcc", A), 1);
+	ASSERT_INT_EQ(hsearch("b@example.com", groups, "bcc", A), 0);
+	ASSERT_INT_EQ(hsearch("b@example.com", groups, "bcc", P), 1);
+	/* empty needle: the field exists */
+	ASSERT_INT_EQ(hsearch("", groups, "bcc", A), 1);
+	ASSERT_INT_EQ(hsearch("", groups, "reply-to", A), 0);
+	/* plain fields: unfolded, one line fast path and folded path agree */
+	ASSERT_INT_EQ(hsearch("PLAIN LINE", groups, "subject", P), 1);
+	ASSERT_INT_EQ(hsearch("one two", groups, "x-folded", P), 1);
+	ASSERT_INT_EQ(hsearch("line", groups, "x-nope", P), 0);
+
+	/* one searcher, many messages (scratch kept): results do not leak between them */
+	ASSERT_INT_EQ(imap_msg_searcher_new("MARY", 4, &s), 0);
+	for (int i = 0; i < 3; i++) {
+		ASSERT_INT_EQ(imap_msg_searcher_header(s, (const uint8_t *)groups,
+		    sizeof(groups) - 1, "cc", A), 1);
+		ASSERT_INT_EQ(imap_msg_searcher_header(s, (const uint8_t *)groups,
+		    sizeof(groups) - 1, "from", A), 0);
+	}
+	imap_msg_searcher_free(&s);
+	imap_msg_searcher_free(&s);	/* NULL is fine */
+	ASSERT_TRUE(s == NULL);
+}
+
+TEST(casefold_fast_path)
+{
+	struct imap_mbuf b;
+	/* ASCII runs, a NUL (U+FFFD like the charset conversion), invalid UTF-8,
+	 * Latin-1 and Cyrillic capitals, long enough for the vector loop */
+	static const char in[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ[@`{ 0123456789 abcXYZ"
+	    "\x00" "\xff" "\xc3\x84\xd0\x96 END";
+	static const char want[] = "abcdefghijklmnopqrstuvwxyz[@`{ 0123456789 abcxyz"
+	    "\xef\xbf\xbd" "\xef\xbf\xbd" "\xc3\xa4\xd0\xb6 end";
+
+	imap_mbuf_init(&b, 0);
+	ASSERT_INT_EQ(imap_msg_casefold(in, sizeof(in) - 1, &b), 0);
+	ASSERT_INT_EQ(b.len, sizeof(want) - 1);
+	ASSERT_MEM_EQ(b.d, want, b.len);
+	imap_mbuf_release(&b);
+}
+
 TEST(addresses)
 {
 	static const struct { const char *hdr, *expect; } cases[] = {
