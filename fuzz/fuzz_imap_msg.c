@@ -56,7 +56,8 @@ static void sections(const struct imap_msg *m, const uint32_t *path, size_t dept
 		imap_mbuf_reset(b);
 		r1 = imap_msg_binary(m, path, depth, b);
 		r2 = imap_msg_binary_size(m, path, depth, &bsize);
-		check(r1 == r2);
+		/* a subtree rewrite can outgrow b's cap where the counting cannot */
+		check(r1 == r2 || b->err != 0);
 		if (r1 == 0 && b->err == 0)
 			check(bsize == b->len);
 	}
@@ -176,6 +177,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		needle[i] = needle[i] == '\0' ? 'e' : needle[i];
 	(void)imap_msg_search_text(m, needle, IMAP_MSG_SEARCH_TEXT);
 	(void)imap_msg_search_header(m, "subject", needle);
+	{
+		/* FROM/TO/CC/BCC: the address list parsed and written as text */
+		struct imap_msg_searcher *ms = NULL;
+		const struct imap_msg_part *root = imap_msg_root(m);
+
+		if (imap_msg_searcher_new(needle, strlen(needle), &ms) == 0) {
+			(void)imap_msg_searcher_header(ms, imap_msg_data(m) + root->hdr_off,
+			    root->hdr_len, "from", IMAP_MSG_SEARCH_ADDRESS);
+			(void)imap_msg_searcher_header(ms, imap_msg_data(m) + root->hdr_off,
+			    root->hdr_len, "cc", IMAP_MSG_SEARCH_ADDRESS);
+			(void)imap_msg_searcher_text(ms, m, IMAP_MSG_SEARCH_BODY);
+			imap_msg_searcher_free(&ms);
+		}
+	}
 
 	cache(m, data, size);
 	imap_mbuf_release(&b);

@@ -119,9 +119,9 @@ static int fetch_section(struct msrc *s, const struct imap_fetch_section *sec, u
 	if (sec->kind == IMAP_SECTION_BINARY_SIZE) {
 		uint64_t bs = 0;
 
-		if (sec->nparts == 0) {
-			bs = size;
-		} else {
+		bool tree = sec->nparts == 0;
+
+		if (!tree) {
 			struct imap_msg_cache_part rec;
 			int i;
 
@@ -131,12 +131,27 @@ static int fetch_section(struct msrc *s, const struct imap_fetch_section *sec, u
 			if (i >= 0) {
 				if ((r = imap_msg_cache_part(&s->mc.mc, (uint32_t)i, &rec)) < 0)
 					goto out;
-				if (rec.binary_size == UINT64_MAX) {
+				/* a part with parts is rewritten as a whole (see
+				 * imap_msg_binary): the summary has no size for that */
+				tree = (rec.flags & (IMAP_MSG_PART_MULTIPART |
+				    IMAP_MSG_PART_MESSAGE)) != 0 &&
+				    rec.cte_kind != IMAP_MSG_CTE_BASE64 &&
+				    rec.cte_kind != IMAP_MSG_CTE_QP;
+				if (!tree && rec.binary_size == UINT64_MAX) {
 					r = -ENOTSUP;
 					goto out;
 				}
 				bs = rec.binary_size;
 			}
+		}
+		if (tree) {
+			/* RFC 3516 4.2: the size of what BINARY[...] would return, which
+			 * for a whole message means decoding it (rarely asked: clients
+			 * ask BINARY.SIZE of leaf parts, which the summary has) */
+			if ((r = msrc_body(s, true)) < 0)
+				goto out;
+			if ((r = imap_msg_binary_size(s->pm, sec->part, sec->nparts, &bs)) < 0)
+				goto out;
 		}
 		r = out_printf(c, "%s %llu", sec->label, (unsigned long long)bs);
 		goto out;

@@ -82,46 +82,50 @@ static int ks_cmp(const void *a, const void *b)
 	return x->k < y->k ? -1 : x->k > y->k;
 }
 
-/* Builds a searcher for every string key (iteratively: the tree may be deep). */
-static int searchers_build(struct search_ctx *sc)
+/* Adds a searcher for every string key of the list k and below it. Recursion is
+ * bounded by the parser (IMAP_SEARCH_MAX_DEPTH). */
+static int searchers_add(struct search_ctx *sc, const struct imap_search_key *k,
+    size_t *cap, unsigned depth)
 {
-	const struct imap_search_key *stack[IMAP_SEARCH_MAX_DEPTH + 2];
-	size_t depth = 0, cap = 0;
 	int r;
 
-	stack[depth++] = sc->s->root;
-	while (depth > 0) {
-		const struct imap_search_key *k = stack[--depth];
+	if (depth > IMAP_SEARCH_MAX_DEPTH + 1)
+		return -E2BIG;
+	for (; k != NULL; k = k->next) {
+		if (k->child != NULL && (r = searchers_add(sc, k->child, cap, depth + 1)) < 0)
+			return r;
+		if (!key_is_string(k->type))
+			continue;
+		if (sc->nks == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 8;
+			struct key_searcher *n = realloc(sc->ks, ncap * sizeof(*n));
 
-		for (; k != NULL; k = k->next) {
-			if (k->child != NULL) {
-				if (depth == sizeof(stack) / sizeof(stack[0]))
-					return -E2BIG;
-				stack[depth++] = k->child;
-			}
-			if (!key_is_string(k->type))
-				continue;
-			if (sc->nks == cap) {
-				size_t ncap = cap ? cap * 2 : 8;
-				struct key_searcher *n = realloc(sc->ks, ncap * sizeof(*n));
-
-				if (n == NULL)
-					return -ENOMEM;
-				sc->ks = n;
-				cap = ncap;
-			}
-			sc->ks[sc->nks].k = k;
-			sc->ks[sc->nks].s = NULL;
-			/* a NUL cannot be in the decoded text (it reads as U+FFFD) */
-			if (k->str == NULL || memchr(k->str, '\0', k->len) == NULL) {
-				r = imap_msg_searcher_new(k->str, k->str ? k->len : 0,
-				    &sc->ks[sc->nks].s);
-				if (r < 0)
-					return r;
-			}
-			sc->nks++;
+			if (n == NULL)
+				return -ENOMEM;
+			sc->ks = n;
+			*cap = ncap;
 		}
+		sc->ks[sc->nks].k = k;
+		sc->ks[sc->nks].s = NULL;
+		/* a NUL cannot be in the decoded text (it reads as U+FFFD) */
+		if (k->str == NULL || memchr(k->str, '\0', k->len) == NULL) {
+			r = imap_msg_searcher_new(k->str, k->str ? k->len : 0,
+			    &sc->ks[sc->nks].s);
+			if (r < 0)
+				return r;
+		}
+		sc->nks++;
 	}
+	return 0;
+}
+
+static int searchers_build(struct search_ctx *sc)
+{
+	size_t cap = 0;
+	int r;
+
+	if ((r = searchers_add(sc, sc->s->root, &cap, 0)) < 0)
+		return r;
 	qsort(sc->ks, sc->nks, sizeof(*sc->ks), ks_cmp);
 	return 0;
 }

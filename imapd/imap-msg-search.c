@@ -69,18 +69,35 @@ static void fold_ascii(uint8_t *d, const uint8_t *s, size_t n)
 		d[i] = (uint8_t)(s[i] + ((uint8_t)(s[i] - 'A') < 26u ? 32 : 0));
 }
 
+/* Length of the run of ASCII without NUL at s, eight bytes at a time. */
+static size_t ascii_run(const uint8_t *s, size_t n)
+{
+	const uint64_t hi = 0x8080808080808080ull, lo = 0x0101010101010101ull;
+	size_t j = 0;
+
+	while (n - j >= 8) {
+		uint64_t w;
+
+		memcpy(&w, s + j, 8);
+		if ((w & hi) != 0 || ((w - lo) & ~w & hi) != 0)
+			break;	/* a byte >= 0x80, or a zero byte */
+		j += 8;
+	}
+	while (j < n && s[j] < 0x80 && s[j] != 0)
+		j++;
+	return j;
+}
+
 int imap_msg_casefold(const char *str, size_t n, struct imap_mbuf *out)
 {
 	const uint8_t *s = (const uint8_t *)str;
 	size_t i = 0;
 
 	while (i < n && out->err == 0) {
-		size_t j = i, used;
+		size_t j = i + ascii_run(s + i, n - i), used;
 		uint32_t cp;
 
 		/* a run of ASCII (NUL excluded) in one go: mail text is mostly ASCII */
-		while (j < n && s[j] < 0x80 && s[j] != 0)
-			j++;
 		if (j > i) {
 			uint8_t *d = mbuf_reserve(out, j - i);
 

@@ -148,6 +148,116 @@ int imap_msg_decode_binary(const struct imap_msg *m, const struct imap_msg_part 
 	return decode_part(m, p, out, NULL);
 }
 
+/* ---- BINARY of a whole message or of a part with parts -------------------------
+ * RFC 3516 4.2: BINARY[] / BINARY[n] of a part that has parts returns its content
+ * "with any Content-Transfer-Encoding removed". Done as Dovecot does it (its
+ * index-mail-binary.c), which is what clients compare against: every leaf's body is
+ * decoded; a part whose encoding was removed gets its Content-Transfer-Encoding
+ * fields replaced by "Content-Transfer-Encoding: binary" at the end of its header;
+ * everything else (other headers, boundaries, preamble, epilogue, identity-encoded
+ * bodies) is copied with bare LF made CRLF (RFC 5322 2.3). */
+
+struct bin_walk {
+	const struct imap_msg *m;
+	struct imap_mbuf *out;
+	size_t copy;		/* bytes before this are written */
+	unsigned depth;
+};
+
+static bool cte_removed(enum imap_msg_cte k)
+{
+	return k == IMAP_MSG_CTE_BASE64 || k == IMAP_MSG_CTE_QP;
+}
+
+/* Appends s[0..n) with each LF not after a CR made CRLF. prev: the byte before s. */
+static void put_crlf(struct imap_mbuf *out, const uint8_t *s, size_t n, int prev)
+{
+	size_t start = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '\n' || (i > 0 ? s[i - 1] : prev) == '\r')
+			continue;
+		imap_mbuf_put(out, s + start, i - start);
+		imap_mbuf_put(out, "\r\n", 2);
+		start = i + 1;
+	}
+	imap_mbuf_put(out, s + start, n - start);
+}
+
+static void bin_copy_to(struct bin_walk *w, size_t end)
+{
+	const uint8_t *d = w->m->data;
+
+	if (end <= w->copy)
+		return;
+	put_crlf(w->out, d + w->copy, end - w->copy, w->copy > 0 ? d[w->copy - 1] : -1);
+	w->copy = end;
+}
+
+/* The header of p without its Content-Transfer-Encoding fields, "binary" added. */
+static void bin_header(struct bin_walk *w, const struct imap_msg_part *p)
+{
+	const uint8_t *h = w->m->data + p->hdr_off;
+	struct hdr_iter it;
+	struct hdr_field f;
+	bool blank = false;
+
+	hdr_iter_init_raw(&it, h, p->hdr_len);
+	while (hdr_iter_next(&it, &f)) {
+		if (f.has_colon && ascii_ieq(f.name, f.name_len, "content-transfer-encoding"))
+			continue;
+		put_crlf(w->out, f.line, f.line_len, f.line > h ? f.line[-1] : -1);
+	}
+	/* the blank line that ends the header, if it has one */
+	if (p->hdr_len >= 1 && h[p->hdr_len - 1] == '\n' &&
+	    (p->hdr_len == 1 || h[p->hdr_len - 2] == '\n' ||
+	     (p->hdr_len >= 3 && h[p->hdr_len - 2] == '\r' && h[p->hdr_len - 3] == '\n')))
+		blank = true;
+	imap_mbuf_puts(w->out, "Content-Transfer-Encoding: binary\r\n");
+	if (blank)
+		imap_mbuf_put(w->out, "\r\n", 2);
+}
+
+static int bin_part(struct bin_walk *w, const struct imap_msg_part *p, bool include_hdr)
+{
+	size_t end = p->body_off + p->body_len;
+	int r;
+
+	if (++w->depth > IMAP_MSG_MAX_DEPTH_CAP)
+		return -E2BIG;
+	/* RFC 3516 4.3: NO [UNKNOWN-CTE] if any part of it cannot be decoded */
+	if (p->cte_kind == IMAP_MSG_CTE_UNKNOWN)
+		return -ENOTSUP;
+	if (include_hdr && cte_removed(p->cte_kind)) {
+		bin_copy_to(w, p->hdr_off);
+		bin_header(w, p);
+	} else if (include_hdr) {
+		bin_copy_to(w, p->body_off);
+	}
+	w->copy = p->body_off;
+	if (p->children != NULL) {
+		for (const struct imap_msg_part *ch = p->children; ch != NULL; ch = ch->next)
+			if ((r = bin_part(w, ch, true)) < 0)
+				return r;
+		bin_copy_to(w, end);
+	} else if (cte_removed(p->cte_kind)) {
+		if ((r = decode_part(w->m, p, w->out, NULL)) < 0)
+			return r;
+	} else {
+		bin_copy_to(w, end);
+	}
+	w->copy = end;
+	w->depth--;
+	return w->out->err;
+}
+
+/* Parts whose BINARY is the rewritten subtree: the message, and any part with parts
+ * that is not itself encoded (an encoded message/rfc822 is decoded as a leaf). */
+static bool bin_is_tree(const struct imap_msg_part *p, size_t depth)
+{
+	return depth == 0 || (p->children != NULL && !cte_removed(p->cte_kind));
+}
+
 int imap_msg_binary(const struct imap_msg *m, const uint32_t *path, size_t depth,
     struct imap_mbuf *out)
 {
@@ -155,12 +265,14 @@ int imap_msg_binary(const struct imap_msg *m, const uint32_t *path, size_t depth
 
 	if (m == NULL || out == NULL || (depth > 0 && path == NULL))
 		return -EINVAL;
-	if (depth == 0) {
-		imap_mbuf_put(out, m->data, m->len);
-		return out->err;
-	}
-	if ((p = imap_msg_find_part(m, path, depth)) == NULL)
+	p = depth == 0 ? m->root : imap_msg_find_part(m, path, depth);
+	if (p == NULL)
 		return 0;
+	if (bin_is_tree(p, depth)) {
+		struct bin_walk w = { m, out, depth == 0 ? p->hdr_off : p->body_off, 0 };
+
+		return bin_part(&w, p, depth == 0);
+	}
 	return decode_part(m, p, out, NULL);
 }
 
@@ -172,12 +284,19 @@ int imap_msg_binary_size(const struct imap_msg *m, const uint32_t *path, size_t 
 	if (m == NULL || size_out == NULL || (depth > 0 && path == NULL))
 		return -EINVAL;
 	*size_out = 0;
-	if (depth == 0) {
-		*size_out = m->len;
+	p = depth == 0 ? m->root : imap_msg_find_part(m, path, depth);
+	if (p == NULL)
 		return 0;
+	if (bin_is_tree(p, depth)) {
+		struct imap_mbuf b;
+		int r;
+
+		imap_mbuf_init(&b, 0);
+		r = imap_msg_binary(m, path, depth, &b);
+		*size_out = b.len;
+		imap_mbuf_release(&b);
+		return r;
 	}
-	if ((p = imap_msg_find_part(m, path, depth)) == NULL)
-		return 0;
 	return decode_part(m, p, NULL, size_out);
 }
 

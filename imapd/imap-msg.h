@@ -37,8 +37,7 @@
  *    RFC 9051 6.4.5 says; Dovecot appends one for HEADER.FIELDS (not for .NOT).
  *  - BINARY follows what BODYSTRUCTURE shows: a non-MIME part's
  *    Content-Transfer-Encoding is ignored (Dovecot decodes it in BINARY while
- *    BODYSTRUCTURE says "7bit"); BINARY of a multipart is its raw body (Dovecot
- *    rewrites the whole subtree to binary); an encoded message/rfc822 part is decoded
+ *    BODYSTRUCTURE says "7bit"); an encoded message/rfc822 part is decoded
  *    (Dovecot answers an empty string).
  *  - Where Dovecot switches a humanised string (subject, display name) to a literal
  *    merely because it collapsed whitespace, we keep a quoted string when the result
@@ -270,16 +269,22 @@ int imap_msg_section(const struct imap_msg *m, const uint32_t *path, size_t dept
 
 /* BINARY[path] (RFC 3516): the part's body with its Content-Transfer-Encoding removed
  * (base64 per RFC 2045 section 6.8, characters outside the alphabet ignored;
- * quoted-printable per section 6.7; 7bit/8bit/binary/absent unchanged). Multipart
- * parts are returned as they are. depth 0 is the whole message, unchanged. The
- * encoding is the one BODYSTRUCTURE shows: Content-Transfer-Encoding of a non-MIME
- * part is ignored (Dovecot decodes it in BINARY while BODYSTRUCTURE says 7bit).
+ * quoted-printable per section 6.7; 7bit/8bit/binary/absent unchanged). The encoding
+ * is the one BODYSTRUCTURE shows: Content-Transfer-Encoding of a non-MIME part is
+ * ignored (Dovecot decodes it in BINARY while BODYSTRUCTURE says 7bit).
+ * depth 0 (the whole message) and a part with parts (multipart, message/rfc822 that
+ * is not itself encoded) give the subtree with every leaf decoded, as Dovecot does
+ * (RFC 3516 4.2): an encoded part's Content-Transfer-Encoding fields are replaced by
+ * "Content-Transfer-Encoding: binary" at the end of its header, and the rest
+ * (headers, boundaries, identity-encoded bodies) has its bare LFs made CRLF.
  * A part that does not exist gives the empty string.
- * 0, -ENOTSUP for an unknown encoding (NO [UNKNOWN-CTE]), -EINVAL, or out's error. */
+ * 0, -ENOTSUP for an unknown encoding anywhere in it (NO [UNKNOWN-CTE]), -EINVAL,
+ * -E2BIG (nesting), or out's error. */
 int imap_msg_binary(const struct imap_msg *m, const uint32_t *path, size_t depth,
     struct imap_mbuf *out);
-/* BINARY.SIZE[path]: the length BINARY[path] would have, computed without building it.
- * 0, -ENOTSUP, -EINVAL. */
+/* BINARY.SIZE[path]: the length BINARY[path] would have; counted without output for a
+ * leaf, built in a temporary buffer for a subtree. 0, -ENOTSUP, -EINVAL, -E2BIG,
+ * -ENOMEM. */
 int imap_msg_binary_size(const struct imap_msg *m, const uint32_t *path, size_t depth,
     uint64_t *size_out);
 /* The decoded body of one part (the building block of the two above). */
