@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    auth_frame_get(data, total, &f) == 0) {
 		/* Every pointer must stay inside the frame. */
 		if (f.npending > total || (f.key && f.key < data) ||
-		    f.verifier + AUTH_KEY_BYTES > data + total ||
+		    f.npass == 0 || f.npass > AUTH_PASS_MAX || f.pass < data ||
+		    f.pass + f.npass > data + total ||
 		    strlen(f.tag) == 0 || f.pending + f.npending > data + total)
 			__builtin_trap();
 	}

@@ -182,16 +182,17 @@ int auth_frame_put(const struct auth_frame *f, struct sbuf *out)
 	int r;
 
 	if (taglen == 0 || taglen > AUTH_TAG_MAX || peerlen > 63 || infolen > 127 ||
-	    f->npending > AUTH_PENDING_MAX || f->verifier == NULL ||
+	    f->npending > AUTH_PENDING_MAX || f->pass == NULL || f->npass == 0 ||
+	    f->npass > AUTH_PASS_MAX ||
 	    (f->key == NULL) != (f->token_index < 0) || f->token_index >= AUTH_NO_TOKEN)
 		return -EINVAL;
 	if ((r = sbuf_put_u32(out, AUTH_MAGIC)) < 0 ||
 	    (r = sbuf_put_u32(out, 0)) < 0 ||
-	    (r = sbuf_put_u8(out, 1)) < 0 ||
+	    (r = sbuf_put_u8(out, 2)) < 0 ||
 	    (r = sbuf_put_u32(out, f->user_id)) < 0 ||
 	    (r = sbuf_put_u8(out, f->token_index < 0 ? AUTH_NO_TOKEN : (uint8_t)f->token_index)) < 0 ||
 	    (r = sbuf_put_str16(out, f->key, f->key ? AUTH_KEY_BYTES : 0)) < 0 ||
-	    (r = sbuf_put_str16(out, f->verifier, AUTH_KEY_BYTES)) < 0 ||
+	    (r = sbuf_put_str16(out, f->pass, f->npass)) < 0 ||
 	    (r = sbuf_put_str16(out, f->tag, taglen)) < 0 ||
 	    (r = sbuf_put_str16(out, f->peer, peerlen)) < 0 ||
 	    (r = sbuf_put_str16(out, f->tls_info, infolen)) < 0 ||
@@ -249,7 +250,7 @@ int auth_frame_get(const uint8_t *p, size_t len, struct auth_frame *f)
 	sbuf_from(&b, p, len);
 	if (sbuf_get_u32(&b, &magic) < 0 || magic != AUTH_MAGIC ||
 	    sbuf_get_u32(&b, &body) < 0 || body != len - 8 ||
-	    sbuf_get_u8(&b, &ver) < 0 || ver != 1 ||
+	    sbuf_get_u8(&b, &ver) < 0 || ver != 2 ||
 	    sbuf_get_u32(&b, &f->user_id) < 0 ||
 	    sbuf_get_u8(&b, &tok) < 0)
 		return -EPROTO;
@@ -259,9 +260,10 @@ int auth_frame_get(const uint8_t *p, size_t len, struct auth_frame *f)
 	if (f->token_index < 0 ? n != 0 : n != AUTH_KEY_BYTES)
 		return -EPROTO;
 	f->key = n ? q : NULL;
-	if (sbuf_get_str16(&b, &q, &n) < 0 || n != AUTH_KEY_BYTES)
+	if (sbuf_get_str16(&b, &q, &n) < 0 || n == 0 || n > AUTH_PASS_MAX)
 		return -EPROTO;
-	f->verifier = q;
+	f->pass = q;
+	f->npass = n;
 	if (get_text(&b, f->tag, sizeof(f->tag), 1) < 0 ||
 	    get_text(&b, f->peer, sizeof(f->peer), 0) < 0 ||
 	    get_text(&b, f->tls_info, sizeof(f->tls_info), 0) < 0 ||

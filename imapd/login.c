@@ -3,7 +3,9 @@
  * Unprivileged and holding no user key: it speaks TLS, parses the client's commands
  * under tight limits, implements the not-authenticated state (RFC 9051 6.1, 6.2):
  * CAPABILITY, NOOP, LOGOUT, STARTTLS, ID, LOGIN, AUTHENTICATE PLAIN (with RFC 4959
- * SASL-IR), and runs vault_login_derive (the Argon2id work). After a successful
+ * SASL-IR), and runs vault_login_derive (the Argon2id work of a full login; a
+ * passphrase-only login runs none here: the passphrase goes to the user's session,
+ * which checks it against its window verifier). After a successful
  * login it relays between the client and the user's session process until either
  * side closes. */
 #include <errno.h>
@@ -402,10 +404,11 @@ static int attach_once(struct login *l, const struct vault_login *lg, const char
 	f.token_index = lg->token_index;
 	if (lg->token_index >= 0 && (lg->key == NULL || lg->key->len != AUTH_KEY_BYTES))
 		goto detach;
-	if (lg->verifier == NULL || lg->verifier->len != AUTH_KEY_BYTES)
+	if (lg->pass == NULL || lg->pass->len == 0 || lg->pass->len > AUTH_PASS_MAX)
 		goto detach;
 	f.key = lg->token_index >= 0 ? lg->key->p : NULL;
-	f.verifier = lg->verifier->p;
+	f.pass = lg->pass->p;
+	f.npass = lg->pass->len;
 	snprintf(f.tag, sizeof(f.tag), "%s", tag);
 	snprintf(f.peer, sizeof(f.peer), "%s", l->a->peer);
 	if (l->tls)

@@ -82,23 +82,28 @@ int ipc_check(const uint8_t *pkt, size_t len, bool has_fd, uint32_t state, struc
 const char *ipc_type_name(uint16_t type);
 
 /* ---- The auth frame (data channel, login -> session) ----------------------------
- * [u32 AUTH_MAGIC][u32 body length][body]; body: u8 version (1), u32 user id,
+ * [u32 AUTH_MAGIC][u32 body length][body]; body: u8 version (2), u32 user id,
  * u8 token index (0xff: passphrase only), str16 login key (32 bytes, or empty for
- * passphrase only), str16 window verifier (32 bytes), str16 LOGIN tag (1..AUTH_TAG_MAX),
+ * passphrase only), str16 passphrase without the OTP (1..AUTH_PASS_MAX bytes: the
+ * session keeps a keyed hash of it from a full login as the unlock-window verifier,
+ * and checks a passphrase-only login against it), str16 LOGIN tag (1..AUTH_TAG_MAX),
  * str16 peer (<= 63), str16 tls info (<= 127), u8 tls (0/1),
  * str32 pending pipelined bytes (<= AUTH_PENDING_MAX). Exactly the body length. */
 #define AUTH_MAGIC 0x534d4131u	/* "SMA1" */
 #define AUTH_KEY_BYTES 32
+#define AUTH_PASS_MAX 1024
 #define AUTH_TAG_MAX 256
 #define AUTH_PENDING_MAX (32 * 1024)
-#define AUTH_FRAME_MAX (8 + 64 + 2 * AUTH_KEY_BYTES + AUTH_TAG_MAX + 64 + 128 + AUTH_PENDING_MAX)
+#define AUTH_FRAME_MAX (8 + 64 + AUTH_KEY_BYTES + AUTH_PASS_MAX + AUTH_TAG_MAX + 64 + 128 + \
+    AUTH_PENDING_MAX)
 #define AUTH_NO_TOKEN 0xff
 
 /* Session -> login: the verdict, one byte. */
 enum auth_status {
 	AUTH_ST_OK = 'K',		/* the session took the connection */
 	AUTH_ST_FAIL = 'F',		/* wrong credentials for these keys */
-	AUTH_ST_WINDOW = 'W',		/* passphrase only, outside the unlock window */
+	AUTH_ST_WINDOW = 'W',		/* passphrase only, no unlock window open (never
+					 * opened, ended, or closed by failures) */
 	AUTH_ST_ERROR = 'E',		/* internal error */
 };
 
@@ -106,7 +111,8 @@ struct auth_frame {
 	uint32_t user_id;
 	int token_index;		/* -1: passphrase only */
 	const uint8_t *key;		/* AUTH_KEY_BYTES or NULL */
-	const uint8_t *verifier;	/* AUTH_KEY_BYTES */
+	const uint8_t *pass;		/* the passphrase, npass bytes (secret) */
+	size_t npass;			/* 1..AUTH_PASS_MAX */
 	char tag[AUTH_TAG_MAX + 1];
 	char peer[64];
 	char tls_info[128];

@@ -12,19 +12,22 @@
  *     +-- imapd-login (one per connection; unprivileged; holds no user key)
  *     |     TLS handshake (implicit) or plain + STARTTLS; the pre-login protocol with
  *     |     the incremental parser under tight limits; LOGIN / AUTHENTICATE PLAIN run
- *     |     vault_login_derive here (the Argon2id work). On success it sends the
+ *     |     vault_login_derive here (the Argon2id work of a full login; none for the
+ *     |     passphrase alone). On success it sends the
  *     |     master ATTACH {user id, name} with one end of a fresh socketpair; the
  *     |     master passes that end to the user's session process (forking one if
  *     |     needed) and answers. The login process then writes the auth frame (token
- *     |     index, login key or none, window verifier, LOGIN tag, pipelined bytes,
+ *     |     index, login key or none, passphrase, LOGIN tag, pipelined bytes,
  *     |     peer, TLS info) into the socketpair, wipes its copies of the secrets once
  *     |     the session has answered with its status byte, and becomes a relay:
  *     |     TLS (or plain socket) <-> socketpair, non-blocking, bounded buffers.
  *     |
  *     +-- imapd-session (one per logged-in user; the only holder of that user's keys)
  *           opens its own vault handle after fork; first login: vault_unlock; later
- *           full logins: vault_keys_check_login + new window verifier; passphrase
- *           only: accepted within unlock_window seconds of the last full login. It
+ *           full logins: vault_keys_check_login + new window verifier (keyed BLAKE2b
+ *           of the passphrase under a random per-session key); passphrase only:
+ *           checked against it within unlock_window seconds of the last full login,
+ *           window_max_failures wrong ones close the window. It
  *           serves all the user's connections in one poll loop (imap_client_*), ticks
  *           the user every <= 250 ms, and once its last client has gone it keeps the
  *           keys until the unlock window ends, then wipes them and exits.

@@ -42,6 +42,8 @@ static struct sess {
 	struct vault *v;		/* owned by u once u exists */
 	struct imap_user *u;
 	time_t last_full;		/* last full (passphrase + OTP) login */
+	unsigned window_fails;		/* wrong passphrase-only logins since then */
+	bool window_closed;		/* closed by window_max_failures until a full login */
 	struct imap_client **clients;
 	size_t nclients, capclients;
 	struct pending pend[MAX_PENDING];
@@ -74,8 +76,25 @@ static void pend_drop(size_t i)
 
 static bool window_open(time_t now)
 {
-	return S.u && S.cfg->unlock_window > 0 &&
+	return S.u && S.cfg->unlock_window > 0 && !S.window_closed &&
 	    now - S.last_full < (time_t)S.cfg->unlock_window;
+}
+
+/* A full login (re)opens the window with a fresh verifier of its passphrase. */
+static int window_reopen(struct vault_keys *keys, const struct vault_login *lg, time_t now)
+{
+	int r;
+
+	if (S.cfg->unlock_window == 0) {
+		vault_keys_clear_window(keys);	/* nothing to verify: keep no verifier */
+		r = 0;
+	} else if ((r = vault_keys_set_window(keys, lg->pass)) < 0) {
+		return r;
+	}
+	S.last_full = now;
+	S.window_fails = 0;
+	S.window_closed = false;
+	return r;
 }
 
 /* Decides one login. Returns an auth_status byte. */
@@ -91,7 +110,7 @@ static uint8_t decide(const struct auth_frame *f, time_t now)
 	lg.token_index = f->token_index;
 	snprintf(lg.user, sizeof(lg.user), "%s", S.user);
 	if ((f->key && secret_dup(f->key, AUTH_KEY_BYTES, &lg.key) < 0) ||
-	    secret_dup(f->verifier, AUTH_KEY_BYTES, &lg.verifier) < 0)
+	    secret_dup(f->pass, f->npass, &lg.pass) < 0)
 		goto out;
 	if (S.u == NULL) {
 		if (lg.token_index < 0) {
@@ -107,13 +126,13 @@ static uint8_t decide(const struct auth_frame *f, time_t now)
 			    AUTH_ST_ERROR;
 			goto out;
 		}
-		if ((r = imap_user_new(S.v, k, S.cfg, &S.u)) < 0) {
+		if ((r = window_reopen(k, &lg, now)) < 0 ||
+		    (r = imap_user_new(S.v, k, S.cfg, &S.u)) < 0) {
 			log_err("user %s: cannot start the session: %s", S.user, vault_strerror(r));
 			vault_keys_free(&k);
 			goto out;
 		}
 		k = NULL;	/* S.u owns v and the keys now */
-		S.last_full = now;
 		st = AUTH_ST_OK;
 		goto out;
 	}
@@ -125,27 +144,47 @@ static uint8_t decide(const struct auth_frame *f, time_t now)
 			st = AUTH_ST_FAIL;
 			goto out;
 		}
-		/* A new full login restarts the unlock window with its verifier. */
-		if ((r = vault_keys_set_verifier(keys, lg.verifier)) < 0) {
+		/* A new full login restarts the unlock window (and its failure count). */
+		if ((r = window_reopen(keys, &lg, now)) < 0) {
 			log_err("user %s: cannot refresh the window verifier: %s", S.user,
 			    vault_strerror(r));
 			goto out;
 		}
 		(void)vault_keys_refresh(S.v, keys);
-		S.last_full = now;
 		st = AUTH_ST_OK;
 		goto out;
 	}
 	if (!window_open(now)) {
 		log_info("user %s: passphrase-only login from %s refused: the unlock window "
-		    "has ended", S.user, f->peer);
+		    "has %s", S.user, f->peer, S.window_closed ? "been closed after failed "
+		    "passphrase-only logins" : "ended");
 		st = AUTH_ST_WINDOW;
 		goto out;
 	}
-	if (vault_keys_check_passphrase(imap_user_keys(S.u), &lg) < 0) {
-		log_warn("user %s: passphrase-only login from %s: wrong passphrase", S.user,
-		    f->peer);
-		st = AUTH_ST_FAIL;
+	/* A keyed BLAKE2b of the candidate against the one of the last full login's
+	 * passphrase (vault_keys_check_passphrase; constant-time compare). Online
+	 * guessing is bounded here: window_max_failures wrong ones since the last full
+	 * login close the window (a success does not reset the count, so guesses
+	 * interleaved with the owner's reconnections still run out); on top of that
+	 * the login process delays every failure per source address. */
+	r = vault_keys_check_passphrase(imap_user_keys(S.u), &lg);
+	if (r == VAULT_ERR_WINDOW) {	/* no verifier (an empty passphrase) */
+		st = AUTH_ST_WINDOW;
+		goto out;
+	}
+	if (r < 0) {
+		S.window_fails++;
+		log_warn("user %s: passphrase-only login from %s: wrong passphrase (%u of %u "
+		    "allowed in this unlock window)", S.user, f->peer, S.window_fails,
+		    S.cfg->window_max_failures);
+		if (S.window_fails >= S.cfg->window_max_failures) {
+			S.window_closed = true;
+			vault_keys_clear_window(imap_user_keys(S.u));
+			log_warn("user %s: unlock window closed after %u wrong passphrase-only "
+			    "logins; the next login needs the passphrase and the OTP", S.user,
+			    S.window_fails);
+		}
+		st = r == VAULT_ERR_AUTH ? AUTH_ST_FAIL : AUTH_ST_ERROR;
 		goto out;
 	}
 	st = AUTH_ST_OK;

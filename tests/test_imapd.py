@@ -929,6 +929,54 @@ def t_user_connection_limit(srv):
     check("max_user_connections" in srv.log_text(), "limit not logged")
 
 
+# server with window_max_failures = 3
+
+def t_window_failures_close(srv):
+    """Inside the window the passphrase alone logs in; window_max_failures wrong
+    passphrase-only logins close the window for the user (the right passphrase alone
+    is then refused too, and the closing is logged); a full login reopens it."""
+    c = srv.imaps("alice")                  # full login opens the window
+    t0 = time.time()
+    c2 = srv.imaps("alice", PASS["alice"])
+    dt = time.time() - t0
+    typ, _ = c2.select("INBOX")
+    check(typ == "OK", "passphrase-only session works")
+    c2.logout()
+    print("     (passphrase-only login inside the window: %.3fs wall)" % dt)
+    r = Raw(srv.imaps_port)
+    for i in range(3):
+        out = r.cmd("w%d" % i, 'LOGIN alice "not alice\'s passphrase %d"' % i)
+        check(out[-1].startswith("w%d NO [AUTHENTICATIONFAILED]" % i), "wrong %d: %r" % (i, out))
+    # the right passphrase alone is now refused: the window is closed
+    out = r.cmd("p", 'LOGIN alice "%s"' % PASS["alice"])
+    check(out[-1].startswith("p NO [AUTHENTICATIONFAILED]"), "closed window: %r" % out)
+    r.close()
+    log = srv.log_text()
+    check("wrong passphrase (3 of 3 allowed" in log, "failures not counted in the log")
+    check("unlock window closed after 3 wrong passphrase-only logins" in log,
+          "closing not logged")
+    check("has been closed after failed passphrase-only logins" in log,
+          "refusal in the closed window not logged")
+    check(PASS["alice"] not in log and "not alice's passphrase" not in log,
+          "a passphrase reached the log")
+    # the connection that was open before stays usable
+    typ, _ = c.select("INBOX")
+    check(typ == "OK", "open connection broken by the closing")
+    # a full login (passphrase + OTP) reopens the window with a fresh failure count
+    c3 = srv.imaps("alice")
+    c4 = srv.imaps("alice", PASS["alice"])
+    typ, _ = c4.select("INBOX")
+    check(typ == "OK", "passphrase-only after the reopening full login")
+    c4.logout()
+    c3.logout()
+    c.logout()
+    # another user's window is untouched by alice's failures
+    b = srv.imaps("bob")
+    b2 = srv.imaps("bob", PASS["bob"])
+    b2.logout()
+    b.logout()
+
+
 def t_session_exit_race(srv):
     """Logins arriving while the user's session is wiping its keys and exiting (the
     window is 1 s) must all succeed: the login process retries through the master,
@@ -980,6 +1028,7 @@ GROUPS = [
       t_prelogin_timeout, t_prelogin_lifetime, t_max_connections]),
     ({"unlock_window": "0", "max_user_connections": "2"},
      [t_window_disabled, t_user_connection_limit]),
+    ({"window_max_failures": "3"}, [t_window_failures_close]),
     ({"unlock_window": "1s"}, [t_session_exit_race]),
     ({"unlock_window": "1s", "_env": {"SEALMAIL_TEST_SESSION_EXIT_DELAY_MS": "4000"}},
      [t_session_exit_race_forced]),

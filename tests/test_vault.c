@@ -239,6 +239,7 @@ TEST(config_defaults)
 	ASSERT_STR_EQ(c.imaps_listen, "127.0.0.1:1993");
 	ASSERT_STR_EQ(c.lmtp_listen, "127.0.0.1:1024");
 	ASSERT_INT_EQ(c.unlock_window, 8 * 3600);
+	ASSERT_INT_EQ(c.window_max_failures, 5);
 	ASSERT_INT_EQ(c.rotation_period, 90 * 86400);
 	ASSERT_INT_EQ(c.argon2_memory, 65536);
 	ASSERT_INT_EQ(c.argon2_passes, 3);
@@ -276,6 +277,7 @@ TEST(config_every_key)
 	    "audit_log = syslog\n"
 	    "  run_user   =   \"sealmail\"  \n"
 	    "unlock_window = 30m\n"
+	    "window_max_failures = 3\n"
 	    "rotation_period = 2d\n"
 	    "rotation_check_interval = 15m\n"
 	    "argon2_memory = 19456\n"
@@ -306,6 +308,7 @@ TEST(config_every_key)
 	ASSERT_STR_EQ(c.audit_log, "syslog");
 	ASSERT_STR_EQ(c.run_user, "sealmail");
 	ASSERT_INT_EQ(c.unlock_window, 1800);
+	ASSERT_INT_EQ(c.window_max_failures, 3);
 	ASSERT_INT_EQ(c.rotation_period, 2 * 86400);
 	ASSERT_INT_EQ(c.rotation_check_interval, 900);
 	ASSERT_INT_EQ(c.argon2_memory, 19456);
@@ -388,6 +391,7 @@ TEST(config_errors)
 	bad("durable = yes\njunk\n", "f.conf:2:", "expected \"key = value\"");
 	bad("unlock_window = 5x\n", "f.conf:1:", "bad duration");
 	bad("unlock_window = -5\n", "f.conf:1:", "bad duration");
+	bad("window_max_failures = 0\n", "f.conf:1:", "");
 	bad("unlock_window = 99999999999999999999\n", "f.conf:1:", "bad duration");
 	bad("rotation_period = 5000000d\n", "f.conf:1:", "out of range");
 	bad("map_size = 1T\n", "f.conf:1:", "bad size");
@@ -423,6 +427,7 @@ static bool cfg_same(const struct vault_config *a, const struct vault_config *b)
 	    strcmp(a->lmtp_listen, b->lmtp_listen) == 0 && strcmp(a->tls_cert, b->tls_cert) == 0 &&
 	    strcmp(a->tls_key, b->tls_key) == 0 && strcmp(a->audit_log, b->audit_log) == 0 &&
 	    strcmp(a->run_user, b->run_user) == 0 && a->unlock_window == b->unlock_window &&
+	    a->window_max_failures == b->window_max_failures &&
 	    a->rotation_period == b->rotation_period && a->argon2_memory == b->argon2_memory &&
 	    a->argon2_passes == b->argon2_passes && a->map_size == b->map_size &&
 	    a->map_max == b->map_max && a->max_message_size == b->max_message_size &&
@@ -514,7 +519,7 @@ TEST(login_paths)
 	baduid[0] ^= 1;
 	n = password(&w.tok, PASS, baduid, pw, sizeof(pw));
 	ASSERT_INT_EQ(vault_login_derive(w.v, "alice", (const uint8_t *)pw, n, &l), VAULT_ERR_AUTH);
-	ASSERT_TRUE(l.key == NULL && l.verifier == NULL);
+	ASSERT_TRUE(l.key == NULL && l.pass == NULL);
 	/* bad CRC: a changed character in the encrypted part */
 	n = password(&w.tok, PASS, NULL, pw, sizeof(pw));
 	pw[n - 5] = pw[n - 5] == 'c' ? 'b' : 'c';
@@ -523,24 +528,45 @@ TEST(login_paths)
 	ASSERT_INT_EQ(login(w.v, "alice", &w.tok, PASS, &k2), 0);
 	vault_keys_free(&k2);
 
-	/* passphrase-only: verifier check against the last full login's */
+	/* passphrase-only: no Argon2id in derive; the window verifier of the last full
+	 * login (keyed BLAKE2b under a random per-keys Kw) decides */
 	{
 		struct vault_login full, po;
 		struct vault_keys *kk = NULL;
 
 		n = password(&w.tok, PASS, NULL, pw, sizeof(pw));
 		ASSERT_INT_EQ(vault_login_derive(w.v, "alice", (const uint8_t *)pw, n, &full), 0);
+		ASSERT_TRUE(full.pass != NULL && full.pass->len == strlen(PASS));
 		ASSERT_INT_EQ(vault_unlock(w.v, &full, &kk), 0);
 		ASSERT_INT_EQ(vault_keys_check_login(w.v, kk, &full), 0);
 		ASSERT_INT_EQ(vault_login_derive(w.v, "alice", (const uint8_t *)PASS, strlen(PASS),
 		    &po), 0);
 		ASSERT_INT_EQ(po.token_index, -1);
-		ASSERT_TRUE(po.key == NULL && po.verifier != NULL);
+		ASSERT_TRUE(po.key == NULL && po.pass != NULL);
 		ASSERT_INT_EQ(vault_keys_check_passphrase(kk, &po), 0);
 		vault_login_clear(&po);
-		ASSERT_INT_EQ(vault_login_derive(w.v, "alice", (const uint8_t *)"nope", 4, &po),
-		    VAULT_ERR_AUTH);
+		/* a wrong passphrase passes derive (nothing to check it against there)
+		 * and fails at the session's check */
+		ASSERT_INT_EQ(vault_login_derive(w.v, "alice", (const uint8_t *)"nope", 4, &po), 0);
 		ASSERT_INT_EQ(vault_keys_check_passphrase(kk, &po), VAULT_ERR_AUTH);
+		/* a prefix or an extension of the passphrase is not it */
+		vault_login_clear(&po);
+		ASSERT_INT_EQ(vault_login_derive(w.v, "alice", (const uint8_t *)PASS,
+		    strlen(PASS) - 1, &po), 0);
+		ASSERT_INT_EQ(vault_keys_check_passphrase(kk, &po), VAULT_ERR_AUTH);
+		vault_login_clear(&po);
+		ASSERT_INT_EQ(vault_login_derive(w.v, "bob", (const uint8_t *)PASS, strlen(PASS),
+		    &po), VAULT_ERR_NOUSER);
+		ASSERT_TRUE(po.pass == NULL);
+		ASSERT_INT_EQ(vault_login_derive(w.v, "alice", (const uint8_t *)PASS, strlen(PASS),
+		    &po), 0);
+		/* closed window: even the right passphrase is refused */
+		vault_keys_clear_window(kk);
+		ASSERT_INT_EQ(vault_keys_check_passphrase(kk, &po), VAULT_ERR_WINDOW);
+		/* a new full login reopens it */
+		ASSERT_INT_EQ(vault_keys_set_window(kk, full.pass), 0);
+		ASSERT_INT_EQ(vault_keys_check_passphrase(kk, &po), 0);
+		vault_login_clear(&po);
 		vault_login_clear(&full);
 		vault_keys_free(&kk);
 	}

@@ -47,6 +47,9 @@ static const struct ckey keys[] = {
 	  "(they refuse to handle network input as root); ignored otherwise" },
 	{ "unlock_window", CT_DURATION, S(unlock_window), 0, UINT32_MAX,
 	  "passphrase-only logins accepted this long after a full login; 0 = never" },
+	{ "window_max_failures", CT_U32, S(window_max_failures), 1, 1000,
+	  "wrong passphrase-only logins that close a user's unlock window (a full "
+	  "login with the OTP reopens it)" },
 	{ "rotation_period", CT_DURATION, S(rotation_period), 3600, UINT32_MAX,
 	  "key epoch rotation period (keymgr daemon)" },
 	{ "rotation_check_interval", CT_DURATION, S(rotation_check_interval), 1, 86400,
@@ -91,6 +94,7 @@ void vault_config_defaults(struct vault_config *c)
 	snprintf(c->imaps_listen, sizeof(c->imaps_listen), "127.0.0.1:1993");
 	snprintf(c->lmtp_listen, sizeof(c->lmtp_listen), "127.0.0.1:1024");
 	c->unlock_window = 8 * 3600;
+	c->window_max_failures = 5;
 	c->rotation_period = 90 * 86400;
 	c->rotation_check_interval = 3600;
 	c->argon2_memory = 65536;

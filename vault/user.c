@@ -761,7 +761,7 @@ void vault_login_clear(struct vault_login *l)
 	if (l == NULL)
 		return;
 	secret_free(&l->key);
-	secret_free(&l->verifier);
+	secret_free(&l->pass);
 	memset(l, 0, sizeof(*l));
 	l->token_index = -1;
 }
@@ -842,6 +842,29 @@ int vault_login_derive(struct vault *v, const char *user, const uint8_t *passwor
 	if (have_otp)
 		otps = (const char *)password + plen;
 
+	if (!have_otp) {
+		/* Passphrase only: no Argon2id here (for a known or an unknown user alike,
+		 * so timing does not tell them apart). The user's session checks the
+		 * passphrase against its window verifier, or refuses when no window is
+		 * open; it also bounds guessing (window_max_failures). */
+		if (plen == 0)
+			return VAULT_ERR_AUTH;
+		if ((r = vault_txn_begin(v, false, &t)) < 0)
+			return r;
+		r = user_lookup(t, user, &u);
+		if (r == 0)
+			r = user_rec_get(t, u, &ur);
+		vault_txn_abort(&t);
+		if (r == 0 && (r = secret_dup(password, plen, &out->pass)) == 0) {
+			out->user_id = u;
+			snprintf(out->user, sizeof(out->user), "%s", ur.name);
+		}
+		if (r < 0)
+			vault_login_clear(out);
+		crypto_wipe(&ur, sizeof(ur));
+		return r;
+	}
+
 	if ((r = vault_txn_begin(v, false, &t)) < 0)
 		return r;
 	r = user_lookup(t, user, &u);
@@ -851,10 +874,9 @@ int vault_login_derive(struct vault *v, const char *user, const uint8_t *passwor
 		r = tokens_load(t, u, toks, &nt);
 	vault_txn_abort(&t);
 	if (r == VAULT_ERR_NOUSER) {
-		/* Same work as an existing user: one or two Argon2id runs. */
+		/* Same work as an existing user: two Argon2id runs. */
 		dummy_pwhash(&dflt);
-		if (have_otp)
-			dummy_pwhash(&dflt);
+		dummy_pwhash(&dflt);
 		return VAULT_ERR_NOUSER;
 	}
 	if (r < 0)
@@ -862,21 +884,8 @@ int vault_login_derive(struct vault *v, const char *user, const uint8_t *passwor
 
 	if ((r = crypto_pwhash(CRYPTO_PWHASH_SODIUM, password, plen, ur.salt, &ur.pwhash, &P)) < 0)
 		goto out;
-	if ((r = vkdf(P, "window", NULL, 0, &out->verifier)) < 0)
+	if ((r = secret_dup(password, plen, &out->pass)) < 0)
 		goto out;
-
-	if (!have_otp) {
-		/* Passphrase only: the session decides (unlock window). A wrong passphrase
-		 * is refused here already when a token wrap can tell. */
-		if (nt > 0) {
-			if ((r = open_token_aes(P, u, &toks[0], &aes)) < 0) {
-				r = r == VAULT_ERR_TAMPER ? VAULT_ERR_AUTH : r;
-				goto out;
-			}
-		}
-		r = 0;
-		goto out;
-	}
 
 	if ((r = crypto_otp_public_id(otps, CRYPTO_OTP_CHARS, pubid)) < 0) {
 		r = VAULT_ERR_TOKEN;
@@ -981,7 +990,8 @@ void vault_keys_free(struct vault_keys **kp)
 	secret_free(&k->umk);
 	secret_free(&k->mk);
 	secret_free(&k->id_sk);
-	secret_free(&k->verifier);
+	secret_free(&k->wkey);
+	secret_free(&k->wver);
 	secret_free(&k->pass);
 	for (size_t i = 0; i < k->nepochs; i++) {
 		secret_free(&k->epochs[i].sk);
@@ -1139,8 +1149,7 @@ int vault_unlock(struct vault *v, const struct vault_login *login, struct vault_
 		goto out;
 	if ((r = keys_from_umk(t, login->user_id, &umk, out)) < 0)
 		goto out;
-	if (login->verifier != NULL &&
-	    (r = secret_dup(login->verifier->p, login->verifier->len, &(*out)->verifier)) < 0)
+	if (login->pass != NULL && (r = vault_keys_set_window(*out, login->pass)) < 0)
 		vault_keys_free(out);
 out:
 	secret_free(&umk);
@@ -1185,13 +1194,58 @@ out:
 	return r;
 }
 
+/* W = KDF(Kw, "window", pass): crypto_kdf is keyed BLAKE2b over a fixed prefix and
+ * label followed by the passphrase, a PRF of the passphrase under Kw. */
+static int window_mac(const struct vault_keys *k, const struct secret *pass,
+    struct secret **out)
+{
+	if (k->wkey == NULL || pass == NULL || pass->len == 0)
+		return -EINVAL;
+	return crypto_kdf(k->wkey, "window", pass->p, pass->len, 32, out);
+}
+
+int vault_keys_set_window(struct vault_keys *k, const struct secret *pass)
+{
+	struct secret *w = NULL;
+	int r;
+
+	if (k == NULL || pass == NULL)
+		return -EINVAL;
+	if (pass->len == 0) {
+		/* An empty passphrase cannot be typed alone (LOGIN needs a password): no
+		 * window. */
+		vault_keys_clear_window(k);
+		return 0;
+	}
+	if (k->wkey == NULL && (r = secret_new_random(32, &k->wkey)) < 0)
+		return r;
+	if ((r = window_mac(k, pass, &w)) < 0)
+		return r;
+	secret_free(&k->wver);
+	k->wver = w;
+	return 0;
+}
+
+void vault_keys_clear_window(struct vault_keys *k)
+{
+	if (k != NULL)
+		secret_free(&k->wver);
+}
+
 int vault_keys_check_passphrase(const struct vault_keys *k, const struct vault_login *login)
 {
-	if (k == NULL || login == NULL || login->verifier == NULL || k->verifier == NULL)
+	struct secret *w = NULL;
+	int r;
+
+	if (k == NULL || login == NULL || login->pass == NULL || login->user_id != k->user_id)
 		return VAULT_ERR_AUTH;
-	if (login->user_id != k->user_id)
-		return VAULT_ERR_AUTH;
-	return secret_eq(k->verifier, login->verifier) ? 0 : VAULT_ERR_AUTH;
+	if (k->wver == NULL)
+		return VAULT_ERR_WINDOW;
+	if ((r = window_mac(k, login->pass, &w)) < 0)
+		return r;
+	r = secret_eq(k->wver, w) ? 0 : VAULT_ERR_AUTH;
+	secret_free(&w);
+	return r;
 }
 
 int vault_keys_refresh(struct vault *v, struct vault_keys *k)
@@ -1210,20 +1264,6 @@ int vault_keys_refresh(struct vault *v, struct vault_keys *k)
 uint32_t vault_keys_user_id(const struct vault_keys *k)
 {
 	return k->user_id;
-}
-
-int vault_keys_set_verifier(struct vault_keys *k, const struct secret *verifier)
-{
-	struct secret *n = NULL;
-	int r;
-
-	if (verifier == NULL)
-		return -EINVAL;
-	if ((r = secret_dup(verifier->p, verifier->len, &n)) < 0)
-		return r;
-	secret_free(&k->verifier);
-	k->verifier = n;
-	return 0;
 }
 
 int vault_keys_check_login(struct vault *v, const struct vault_keys *k,

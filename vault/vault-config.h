@@ -17,6 +17,7 @@ struct vault_config {
 	char audit_log[4096];		/* file path, "syslog", or "" = off */
 	char run_user[64];		/* drop to this user after binding (if root) */
 	uint32_t unlock_window;		/* seconds; 0 disables passphrase-only logins */
+	uint32_t window_max_failures;	/* wrong passphrase-only logins that close the window */
 	uint32_t rotation_period;	/* seconds, default 90 days */
 	uint32_t rotation_check_interval;	/* seconds between daemon passes, default 1 h */
 	uint32_t argon2_memory;		/* KiB */

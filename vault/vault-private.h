@@ -283,7 +283,10 @@ struct vault_keys {
 	struct secret *mk;		/* KDF(UMK, "mailbox-meta") */
 	struct secret *id_sk;
 	uint8_t id_pk[CRYPTO_PK_BYTES];
-	struct secret *verifier;	/* KDF(P, "window") of the last full login */
+	/* Unlock window (memory only): wkey = Kw, random per keys object; wver =
+	 * KDF(Kw, "window", passphrase) of the last full login; NULL = window closed. */
+	struct secret *wkey;
+	struct secret *wver;
 	struct secret *pass;		/* P, only after vault_keys_set_passphrase/passwd */
 	uint32_t current_epoch;
 	size_t nepochs;

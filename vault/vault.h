@@ -106,39 +106,48 @@ int vault_user_remove(struct vault *v, const char *name);
  * With an OTP: Argon2id(passphrase) -> opens the token's AES key -> decodes the OTP
  * (CRC, counter strictly newer) -> Argon2id(P || private uid) = the token login key,
  * checked against its key-check value; on success the new counters are stored in
- * the same durable transaction. */
+ * the same durable transaction.
+ * Without an OTP: no Argon2id at all; only the user is looked up. The passphrase is
+ * checked by the user's session process against the fast window verifier it keeps
+ * from the last full login (vault_keys_check_passphrase). */
 struct vault_login {
 	uint32_t user_id;
 	int token_index;		/* -1: passphrase only (no OTP given) */
 	struct secret *key;		/* token login key K_t; NULL for passphrase-only */
-	struct secret *verifier;	/* KDF(P, "window"): unlock-window check, always set */
+	struct secret *pass;		/* the passphrase (without OTP), always set; for
+					 * the session's window verifier */
 	char user[128];
 };
 /* 0 on success (out filled, caller frees with vault_login_clear). Errors:
- * VAULT_ERR_NOUSER, VAULT_ERR_AUTH, VAULT_ERR_REPLAY, VAULT_ERR_TOKEN. Failures
- * take the same Argon2id time as successes where the user exists. */
+ * VAULT_ERR_NOUSER, VAULT_ERR_AUTH, VAULT_ERR_REPLAY, VAULT_ERR_TOKEN. With an OTP,
+ * failures take the same Argon2id time as successes (unknown users included);
+ * without one neither case runs Argon2id. */
 int vault_login_derive(struct vault *v, const char *user, const uint8_t *password,
     size_t passlen, struct vault_login *out);
 void vault_login_clear(struct vault_login *l);
 
 /* ---- Unlocking (session process) ------------------------------------------------- */
 /* Opens the user master key with a token login key (from vault_login_derive), then the
- * identity key and every live epoch key. Also keeps login->verifier so that
- * vault_keys_check_passphrase can accept passphrase-only logins in the window.
- * A later full login may call vault_keys_set_verifier to refresh it. */
+ * identity key and every live epoch key. If login->pass is set, also opens the unlock
+ * window: vault_keys_set_window(*out, login->pass). */
 int vault_unlock(struct vault *v, const struct vault_login *login, struct vault_keys **out);
 /* Opens with the recovery key (printable form). */
 int vault_unlock_recovery(struct vault *v, const char *user, const char *recovery,
     struct vault_keys **out);
-/* For a passphrase-only login (login->token_index == -1): 0 if login->verifier
- * matches the verifier remembered from the last full login of these keys (memory
- * only, never on disk), else VAULT_ERR_AUTH. Constant time. The unlock-window time
- * check is the caller's (the session process knows when the last full login was). */
+/* Unlock-window verifier (memory only, never on disk). set: draws a random key Kw
+ * for these keys (once; sodium_malloc'd) and remembers W = KDF(Kw, "window", pass),
+ * a keyed BLAKE2b of the passphrase: no Argon2id, so a window login costs
+ * microseconds. clear: wipes W (the window is closed until the next set).
+ * check (passphrase-only login, login->pass): 0 if KDF(Kw, "window", login->pass)
+ * equals W (constant-time compare, the candidate is wiped), VAULT_ERR_AUTH if not,
+ * VAULT_ERR_WINDOW if no W is set. The unlock-window time and failure count are the
+ * caller's (the session process knows both). */
+int vault_keys_set_window(struct vault_keys *k, const struct secret *pass);
+void vault_keys_clear_window(struct vault_keys *k);
 int vault_keys_check_passphrase(const struct vault_keys *k, const struct vault_login *login);
 /* Re-reads epochs (after a rotation by keymgr) so new epoch secrets are opened. */
 int vault_keys_refresh(struct vault *v, struct vault_keys *k);
 uint32_t vault_keys_user_id(const struct vault_keys *k);
-int vault_keys_set_verifier(struct vault_keys *k, const struct secret *verifier);
 /* Opens the UMK with a login key to prove it, without keeping anything (used when a
  * session that already holds keys receives another full login). */
 int vault_keys_check_login(struct vault *v, const struct vault_keys *k,
