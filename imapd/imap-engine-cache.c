@@ -19,10 +19,15 @@
 #define BLOB_MAGIC "SEC"
 #define BLOB_VERSION 1
 #define BLOBCACHE_MAX_SLOTS ((size_t)1 << 16)
+#define BLOBCACHE_FIRST ((size_t)256 << 10)	/* the arena starts here, grows to max */
 
 /* ---- in-session blob cache ------------------------------------------------------ */
 
-/* bytes = 0: no cache. One slot per 256 bytes of arena (a power of two, 64..64Ki). */
+/* bytes = 0: no cache. One slot per 256 bytes of arena (a power of two, 64..64Ki).
+ * bytes is the most the arena grows to: a secure allocation is dirty and locked in
+ * full at once (sodium_malloc fills it), so it starts at BLOBCACHE_FIRST and
+ * blobcache_put doubles it as it fills; a user with little mail does not pay the
+ * full size per session process. */
 int blobcache_init(struct blobcache *bc, size_t bytes)
 {
 	size_t nslot = 64;
@@ -37,12 +42,13 @@ int blobcache_init(struct blobcache *bc, size_t bytes)
 		nslot *= 2;
 	if ((bc->slot = calloc(nslot, sizeof(*bc->slot))) == NULL)
 		return -ENOMEM;
-	if ((r = secret_new(bytes, &bc->arena)) < 0) {
+	bc->max = bytes;
+	bc->cap = bytes < BLOBCACHE_FIRST ? bytes : BLOBCACHE_FIRST;
+	if ((r = secret_new(bc->cap, &bc->arena)) < 0) {
 		free(bc->slot);
-		bc->slot = NULL;
+		memset(bc, 0, sizeof(*bc));
 		return r;
 	}
-	bc->cap = bytes;
 	bc->nslot = nslot;
 	return 0;
 }
@@ -83,7 +89,22 @@ void blobcache_put(struct blobcache *bc, uint32_t mbox, uint32_t uid, const uint
 	struct blobcache_slot *s;
 	size_t off;
 
-	if (bc->arena == NULL || len == 0 || len > bc->cap / 16)
+	if (bc->arena == NULL || len == 0 || len > bc->max / 16)
+		return;
+	/* Grow (doubling, up to max) only while the ring has not wrapped: then every
+	 * stored offset is its absolute position below abs, and a copy of the first abs
+	 * bytes keeps all of them valid. */
+	while (bc->abs + len > bc->cap && bc->abs <= bc->cap && bc->cap < bc->max) {
+		struct secret *n = NULL;
+		size_t ncap = bc->cap * 2 < bc->max ? bc->cap * 2 : bc->max;
+		if (secret_new(ncap, &n) < 0)
+			break;		/* keep the smaller ring */
+		memcpy(n->p, bc->arena->p, (size_t)bc->abs);
+		secret_free(&bc->arena);
+		bc->arena = n;
+		bc->cap = ncap;
+	}
+	if (len > bc->cap)
 		return;
 	off = (size_t)(bc->abs % bc->cap);
 	if (off + len > bc->cap) {

@@ -170,7 +170,8 @@ struct blobcache_slot {
 };
 struct blobcache {
 	struct secret *arena;
-	size_t cap;
+	size_t cap;			/* current arena size (grows to max) */
+	size_t max;
 	uint64_t abs;			/* bytes ever written (with skips) */
 	struct blobcache_slot *slot;
 	size_t nslot;			/* power of two */

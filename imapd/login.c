@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <malloc.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +39,7 @@
 #define MAX_BAD_COMMANDS 20
 #define RELAY_BUF (64 * 1024)
 #define RELAY_HALFCLOSE_MS 60000
+#define RELAY_TRIM_IDLE_MS 2000
 #define USER_MAX 127
 #define PASS_MAX 1024
 
@@ -47,7 +50,8 @@ struct login {
 	struct tls_conn *tls;		/* non-NULL once TLS is up */
 	struct imap_parser *parser;
 	struct vault *v;		/* opened at the first login attempt */
-	uint8_t in[IN_MAX];		/* bytes read, not yet consumed by the parser */
+	uint8_t *in;			/* IN_MAX bytes (heap: freed before the relay);
+					 * read, not yet consumed by the parser */
 	size_t inlen;
 	int64_t deadline_ms;		/* pre-login timeout (monotonic) */
 	int64_t start_ms;		/* connection start (monotonic) */
@@ -172,10 +176,10 @@ static ssize_t fill(struct login *l)
 	ssize_t r;
 	int w;
 
-	if (l->inlen == sizeof(l->in))
+	if (l->inlen == IN_MAX)
 		return -E2BIG;
 	for (;;) {
-		r = xread(l, l->in + l->inlen, sizeof(l->in) - l->inlen);
+		r = xread(l, l->in + l->inlen, IN_MAX - l->inlen);
 		if (r > 0) {
 			l->inlen += (size_t)r;
 			return r;
@@ -742,23 +746,51 @@ static void relay_close(struct login *l)
 	close(l->fd);
 }
 
+/* Relay buffers are their own anonymous mappings so that an idle relay can give
+ * their pages back (MADV_DONTNEED: the next use faults in zero pages). */
+static uint8_t *relay_buf_new(void)
+{
+	void *p = mmap(NULL, RELAY_BUF, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	    -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* After RELAY_TRIM_IDLE_MS without traffic: the buffers' pages and the heap pages
+ * OpenSSL's released record buffers (SSL_MODE_RELEASE_BUFFERS) leave go back to the
+ * kernel, so thousands of idle connections cost little more than their page tables
+ * and the pages they share with the master. */
+static void relay_trim(struct ring *a, struct ring *b)
+{
+	crypto_wipe(a->d, RELAY_BUF);	/* mail passed through; DONTNEED drops it anyway */
+	crypto_wipe(b->d, RELAY_BUF);
+	(void)madvise(a->d, RELAY_BUF, MADV_DONTNEED);
+	(void)madvise(b->d, RELAY_BUF, MADV_DONTNEED);
+	a->start = b->start = 0;
+	(void)malloc_trim(0);
+}
+
 static __attribute__((noreturn)) void relay(struct login *l, int sfd)
 {
 	struct ring c2s = { NULL, 0, 0 }, s2c = { NULL, 0, 0 };
-	bool c_eof = false, s_eof = false, s_shut = false;
+	bool c_eof = false, s_eof = false, s_shut = false, dirty = false;
 	short c_rd_want = POLLIN, c_wr_want = POLLOUT;
 	int64_t halfclose_deadline = 0;
 	int status = 0;
 
-	/* Nothing of the pre-login state is needed any more. */
+	/* Nothing of the pre-login state is needed any more: free it and hand the
+	 * freed heap back, so the relay keeps only what it uses. */
 	imap_parser_free(&l->parser);
 	vault_close(&l->v);
 	if (l->cfg->seccomp && sandbox_apply(SANDBOX_RELAY) < 0)
 		_exit(1);
-	crypto_wipe(l->in, sizeof(l->in));
+	crypto_wipe(l->in, IN_MAX);
+	free(l->in);
+	l->in = NULL;
 	l->inlen = 0;
-	if ((c2s.d = malloc(RELAY_BUF)) == NULL || (s2c.d = malloc(RELAY_BUF)) == NULL)
+	if ((c2s.d = relay_buf_new()) == NULL || (s2c.d = relay_buf_new()) == NULL)
 		_exit(1);
+	(void)malloc_trim(0);
 	(void)fcntl(sfd, F_SETFL, O_NONBLOCK);
 
 	for (;;) {
@@ -779,7 +811,7 @@ static __attribute__((noreturn)) void relay(struct login *l, int sfd)
 				    RELAY_BUF - c2s.start - c2s.len);
 				if (n > 0) {
 					c2s.len += (size_t)n;
-					progress = true;
+					progress = dirty = true;
 				} else if (n == -EAGAIN) {
 					c_rd_want = xevents(l, POLLIN);
 				} else {
@@ -815,7 +847,7 @@ static __attribute__((noreturn)) void relay(struct login *l, int sfd)
 				    RELAY_BUF - s2c.start - s2c.len);
 				if (n > 0) {
 					s2c.len += (size_t)n;
-					progress = true;
+					progress = dirty = true;
 				} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 					s_eof = true;
 					progress = true;
@@ -855,16 +887,27 @@ static __attribute__((noreturn)) void relay(struct login *l, int sfd)
 				goto done;
 			timeout = (int)left;
 		}
-		if (poll(p, 2, timeout) < 0 && errno != EINTR) {
+		bool trim_due = dirty && c2s.len == 0 && s2c.len == 0 &&
+		    !(l->tls && tls_pending(l->tls));
+		if (trim_due && (timeout < 0 || timeout > RELAY_TRIM_IDLE_MS))
+			timeout = RELAY_TRIM_IDLE_MS;
+		int pr = poll(p, 2, timeout);
+		if (pr < 0 && errno != EINTR) {
 			status = 1;
 			goto done;
+		}
+		if (pr == 0 && trim_due) {
+			relay_trim(&c2s, &s2c);
+			dirty = false;
 		}
 	}
 done:
 	relay_close(l);
 	close(sfd);
-	crypto_wipe(c2s.d, RELAY_BUF);
-	crypto_wipe(s2c.d, RELAY_BUF);
+	if (dirty) {
+		crypto_wipe(c2s.d, RELAY_BUF);
+		crypto_wipe(s2c.d, RELAY_BUF);
+	}
 	_exit(status);
 }
 
@@ -891,6 +934,8 @@ void login_main(const struct login_args *a)
 	L.fd = a->fd;
 	L.ctl = a->ctl;
 	L.fails = a->prior_failures;
+	if ((L.in = malloc(IN_MAX)) == NULL)
+		_exit(1);
 	touch(&L);
 	imap_parser_limits_prelogin(&lim);
 	lim.max_line = 8 * 1024;

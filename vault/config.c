@@ -66,7 +66,8 @@ static const struct ckey keys[] = {
 	{ "max_message_size", CT_SIZE, S(max_message_size), 1024, UINT64_C(1) << 32,
 	  "largest message accepted (APPENDLIMIT, LMTP SIZE)" },
 	{ "session_cache_size", CT_SIZE, S(session_cache_size), 0, UINT64_C(1) << 32,
-	  "per-user session cache of decrypted message summaries (locked memory); 0 = none" },
+	  "per-user session cache of decrypted message summaries (locked memory; starts at "
+	  "256 KiB and grows to this as it fills); 0 = none" },
 	{ "max_connections", CT_U32, S(max_connections), 1, 1000000, "connections per server" },
 	{ "max_user_connections", CT_U32, S(max_user_connections), 1, 100000,
 	  "connections per user" },
