@@ -809,8 +809,7 @@ static bool pwhash_raise(const struct crypto_pwhash_params *stored,
     const struct crypto_pwhash_params *policy, struct crypto_pwhash_params *out);
 static int kdf_raise(struct vault *v, uint32_t u, const struct user_rec *ur,
     const struct token_rec *toks, size_t nt, const uint8_t *pass, size_t len, int idx,
-    const struct secret *K, const struct crypto_pwhash_params *to, struct secret **K_out,
-    struct secret **verifier_out);
+    const struct secret *K, const struct crypto_pwhash_params *to, struct secret **K_out);
 static int open_umk_token(struct vault_txn *t, uint32_t u, int idx, const struct secret *K,
     struct secret **umk);
 
@@ -933,15 +932,13 @@ int vault_login_derive(struct vault *v, const char *user, const uint8_t *passwor
 	 * now, while the passphrase is here (only a full login has it and K_t). A failure
 	 * leaves the old keys valid and the login goes on; the next login tries again. */
 	if (pwhash_raise(&ur.pwhash, &dflt, &raised)) {
-		struct secret *K2 = NULL, *V2 = NULL;
+		struct secret *K2 = NULL;
 		int e = kdf_raise(v, u, &ur, toks, nt, password, plen, tr->index, K, &raised,
-		    &K2, &V2);
+		    &K2);
 
 		if (e == 0) {
 			secret_free(&K);
 			K = K2;
-			secret_free(&out->verifier);
-			out->verifier = V2;
 			log_info("vault: user %s: Argon2id raised from %u KiB, %u passes to %u "
 			    "KiB, %u passes", ur.name, ur.pwhash.mem_kib, ur.pwhash.passes,
 			    raised.mem_kib, raised.passes);
@@ -1435,11 +1432,11 @@ static bool pwhash_raise(const struct crypto_pwhash_params *stored,
  * process could do that with K_t anyway; the UMK is wiped before returning). Re-keys
  * with the same passphrase under the raised parameters (passwd_txn: one durable
  * txn, refused if the passphrase changed meanwhile) and returns the new K_t of the
- * token used and the new window verifier, which replace the login's. */
+ * token used, which replaces the login's (the session's window verifier is keyed on
+ * the passphrase itself, so it does not change). */
 static int kdf_raise(struct vault *v, uint32_t u, const struct user_rec *ur,
     const struct token_rec *toks, size_t nt, const uint8_t *pass, size_t len, int idx,
-    const struct secret *K, const struct crypto_pwhash_params *to, struct secret **K_out,
-    struct secret **verifier_out)
+    const struct secret *K, const struct crypto_pwhash_params *to, struct secret **K_out)
 {
 	struct vault_txn *t = NULL;
 	struct passwd_ctx *c;
@@ -1466,14 +1463,10 @@ static int kdf_raise(struct vault *v, uint32_t u, const struct user_rec *ur,
 		r = -EINVAL;
 		goto out;
 	}
-	if ((r = vkdf(P, "window", NULL, 0, verifier_out)) < 0)
-		goto out;
 	r = store_write(v, passwd_txn, c);
 out:
-	if (r < 0) {
+	if (r < 0)
 		secret_free(K_out);
-		secret_free(verifier_out);
-	}
 	secret_free(&umk);
 	secret_free(&P);
 	crypto_wipe(c, sizeof(*c));
