@@ -36,8 +36,9 @@
  * address}; per user {session pid, control fd}; per source address a count of failed
  * logins (reported by login processes, passed to each new login process at fork so
  * that its failure delay grows: 0.5 s * 2^(n-1), at most 15 s; reset by a success,
- * forgotten after 15 minutes). max_user_connections is checked at ATTACH time by
- * counting attached login processes of that user.
+ * forgotten after 15 minutes). max_user_connections and max_user_source_connections
+ * are checked at ATTACH time by counting attached login processes of that user (from
+ * that address).
  *
  * A session that decides to exit shuts down the read side of its control socket and
  * drains it, closing any connection that raced in (its login process sees EOF before
@@ -496,13 +497,15 @@ static struct session_rec *session_live(uint32_t user_id)
 	return NULL;
 }
 
-static size_t user_connections(uint32_t user_id)
+/* Attached connections of a user; with ip, only those from that address. */
+static size_t user_connections(uint32_t user_id, const char *ip)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < M.nlogins; i++)
 		if (M.logins[i].user_id == user_id && (M.logins[i].state &
-		    (IPC_ST_MASTER_LOGIN_ATTACHED | IPC_ST_MASTER_LOGIN_RELAY)))
+		    (IPC_ST_MASTER_LOGIN_ATTACHED | IPC_ST_MASTER_LOGIN_RELAY)) &&
+		    (ip == NULL || strcmp(M.logins[i].ip, ip) == 0))
 			n++;
 	return n;
 }
@@ -572,9 +575,14 @@ static uint8_t attach(struct login_rec *l, uint32_t user_id, const char *name, i
 	struct session_rec *s;
 	int r = -1;
 
-	if (user_connections(user_id) >= M.cfg.max_user_connections) {
+	if (user_connections(user_id, NULL) >= M.cfg.max_user_connections) {
 		log_warn("user %s: max_user_connections (%u) reached, refusing login from %s",
 		    name, M.cfg.max_user_connections, l->ip);
+		return IPC_ATTACH_USER_LIMIT;
+	}
+	if (user_connections(user_id, l->ip) >= M.cfg.max_user_source_connections) {
+		log_warn("user %s: max_user_source_connections (%u) reached, refusing login "
+		    "from %s", name, M.cfg.max_user_source_connections, l->ip);
 		return IPC_ATTACH_USER_LIMIT;
 	}
 	for (int attempt = 0; attempt < 2; attempt++) {

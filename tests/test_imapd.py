@@ -929,6 +929,25 @@ def t_user_connection_limit(srv):
     check("max_user_connections" in srv.log_text(), "limit not logged")
 
 
+def t_user_source_connection_limit(srv):
+    """max_user_source_connections 2 (max_user_connections 5): a third login of
+    alice from 127.0.0.1 gets NO [LIMIT] and a log line."""
+    deadline = time.time() + 5
+    while srv.procs("imapd-login") and time.time() < deadline:
+        time.sleep(0.1)
+    a1, a2 = srv.imaps("alice"), srv.imaps("alice")
+    c = srv.imaps()
+    try:
+        c.login("alice", PASS["alice"])
+        raise AssertionError("third connection from one address accepted")
+    except imaplib.IMAP4.error as e:
+        check("LIMIT" in str(e), "answer %s" % e)
+    c.shutdown()
+    a1.logout()
+    a2.logout()
+    check("max_user_source_connections (2) reached" in srv.log_text(), "limit not logged")
+
+
 # server with window_max_failures = 3
 
 def t_window_failures_close(srv):
@@ -1028,6 +1047,8 @@ GROUPS = [
       t_prelogin_timeout, t_prelogin_lifetime, t_max_connections]),
     ({"unlock_window": "0", "max_user_connections": "2"},
      [t_window_disabled, t_user_connection_limit]),
+    ({"max_user_connections": "5", "max_user_source_connections": "2"},
+     [t_user_source_connection_limit]),
     ({"window_max_failures": "3"}, [t_window_failures_close]),
     ({"unlock_window": "1s"}, [t_session_exit_race]),
     ({"unlock_window": "1s", "_env": {"SEALMAIL_TEST_SESSION_EXIT_DELAY_MS": "4000"}},

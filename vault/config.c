@@ -71,6 +71,8 @@ static const struct ckey keys[] = {
 	{ "max_connections", CT_U32, S(max_connections), 1, 1000000, "connections per server" },
 	{ "max_user_connections", CT_U32, S(max_user_connections), 1, 100000,
 	  "connections per user" },
+	{ "max_user_source_connections", CT_U32, S(max_user_source_connections), 1, 100000,
+	  "connections per user from one source address" },
 	{ "prelogin_timeout", CT_DURATION, S(prelogin_timeout), 1, 3600,
 	  "seconds a client may take to log in" },
 	{ "idle_timeout", CT_DURATION, S(idle_timeout), 1800, UINT32_MAX,
@@ -106,6 +108,7 @@ void vault_config_defaults(struct vault_config *c)
 	c->session_cache_size = UINT64_C(16) << 20;
 	c->max_connections = 10000;
 	c->max_user_connections = 20;
+	c->max_user_source_connections = 20;
 	c->prelogin_timeout = 60;
 	c->idle_timeout = 1800;
 	c->plaintext_loopback = true;

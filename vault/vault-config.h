@@ -28,6 +28,7 @@ struct vault_config {
 	uint64_t session_cache_size;	/* per-user session's locked cache, bytes; 0 = none */
 	uint32_t max_connections;	/* per server */
 	uint32_t max_user_connections;	/* per user */
+	uint32_t max_user_source_connections;	/* per user and source address */
 	uint32_t prelogin_timeout;	/* seconds */
 	uint32_t idle_timeout;		/* seconds, >= 30 min (RFC 9051 5.4) */
 	bool plaintext_loopback;	/* allow LOGIN without TLS on loopback */
