@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sel = data[0];
 	data++;
 	size--;
-	if (ipc_check(data, size, sel & 1, 1u << ((sel >> 1) % 5), &m) == 0 && m.len > size)
+	if (ipc_check(data, size, sel & 1, 1u << ((sel >> 1) % 8), &m) == 0 && m.len > size)
 		__builtin_trap();
 	if (auth_frame_size(data, size, &total) > 0 && total <= size &&
 	    auth_frame_get(data, total, &f) == 0) {

@@ -26,6 +26,10 @@ static const struct ipc_rule rules[] = {
 	{ IPC_L2M_AUTH_OK, "AUTH_OK", IPC_ST_MASTER_LOGIN_ATTACHED, 0, 0, false },
 	{ IPC_L2M_DETACH, "DETACH", IPC_ST_MASTER_LOGIN_ATTACHED, 0, 0, false },
 	{ IPC_M2S_CONN, "CONN", IPC_ST_SESSION_RUN, 0, 0, true },
+	{ IPC_P2K_CONN, "LMTP_CONN", IPC_ST_COMMIT_CTL, 0, 0, true },
+	{ IPC_C2K_DELIVERY, "DELIVERY", IPC_ST_COMMIT_CONN, IPC_DELIVERY_BYTES,
+	  IPC_DELIVERY_BYTES, true },
+	{ IPC_K2C_RESULT, "RESULT", IPC_ST_LMTP_WAIT_COMMIT, 8, 8, false },
 };
 
 static const struct ipc_rule *rule_find(uint16_t type)
@@ -127,6 +131,7 @@ int ipc_recv(int sock, uint32_t state, struct ipc_msg *m)
 	} cm;
 	struct cmsghdr *c;
 	int fds[4], nfds = 0, r;
+	uint16_t ty = 0;
 	ssize_t n;
 
 	m->fd = -1;
@@ -156,9 +161,14 @@ int ipc_recv(int sock, uint32_t state, struct ipc_msg *m)
 	if (n == 0 && nfds == 0)
 		return 0;
 	r = -EPROTO;
+	if (n >= 2)
+		ty = (uint16_t)(pkt[0] << 8 | pkt[1]);
 	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || nfds > 1)
 		goto bad;
-	if ((r = ipc_check(pkt, (size_t)n, nfds == 1, state, m)) < 0)
+	r = ipc_check(pkt, (size_t)n, nfds == 1, state, m);
+	/* A DELIVERY carries a message's data key: no copy stays on this stack. */
+	explicit_bzero(pkt, sizeof(pkt));
+	if (r < 0)
 		goto bad;
 	if (nfds == 1)
 		m->fd = fds[0];
@@ -166,9 +176,10 @@ int ipc_recv(int sock, uint32_t state, struct ipc_msg *m)
 bad:
 	log_err("ipc: malformed or unexpected message from our own peer (%zd bytes, "
 	    "type %s); treating the peer as compromised", n,
-	    n >= 2 ? ipc_type_name((uint16_t)(pkt[0] << 8 | pkt[1])) : "?");
+	    n >= 2 ? ipc_type_name(ty) : "?");
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);
+	explicit_bzero(pkt, sizeof(pkt));
 	return -EPROTO;
 }
 

@@ -38,8 +38,11 @@
 #include "sbuf.h"
 #include "lmtp.h"
 #include "lmtp-parser.h"
-#include "lmtp-trace.h"
+#include "proto.h"
+#include "vault-trace.h"
 #include "compat.h"
+
+_Static_assert(IPC_DELIVERY_BYTES == VAULT_DELIVERY_WIRE_BYTES, "proto.h and vault.h agree");
 
 #define OUT_MAX (4u * 1024 * 1024)	/* hard cap on queued replies */
 #define OUT_PAUSE (64u * 1024)		/* stop consuming input past this */
@@ -50,6 +53,8 @@ struct lmtp_rcpt {
 	char user[128];			/* the vault user it resolved to */
 	struct vault_delivery *d;	/* open while the data streams in */
 	int err;			/* why d was dropped (reported at the end) */
+	bool stored;			/* committed durably, as uid */
+	uint32_t uid;
 };
 
 struct lmtp_session {
@@ -76,6 +81,8 @@ struct lmtp_session {
 	uint64_t data_bytes;
 	bool too_big;
 	char id[24];
+	lmtp_commit_fn commit;		/* how finished deliveries are committed */
+	void *commit_arg;
 };
 
 /* ---- output ------------------------------------------------------------------------- */
@@ -167,7 +174,7 @@ static void reply_err(struct lmtp_session *s, const struct lmtp_rcpt *rc, int er
 
 static void data_begin(struct lmtp_session *s)
 {
-	struct lmtp_trace t;
+	struct vault_trace t;
 	time_t now = time(NULL);
 
 	s->data_started = true;
@@ -187,7 +194,7 @@ static void data_begin(struct lmtp_session *s)
 		t.proto = "LMTP";
 		t.id = s->id;
 		t.now = now;
-		if ((r = lmtp_trace_delivery_begin(s->v, rc->user, &t, &rc->d)) < 0) {
+		if ((r = vault_trace_delivery_begin(s->v, rc->user, &t, &rc->d)) < 0) {
 			log_warn("lmtp %s: cannot start delivery to %s: %s", s->id, rc->user,
 			    vault_strerror(r));
 			rc->err = r;
@@ -222,35 +229,86 @@ static void data_write(struct lmtp_session *s, const uint8_t *p, size_t n)
 	}
 }
 
-/* The end of the data: commit each delivery and answer for each recipient. */
+static void commit_local(void *arg, struct vault_delivery **ds, size_t n, uint32_t *uids,
+    int *errs)
+{
+	(void)arg;
+	(void)vault_delivery_commit_group(ds, n, uids, errs);
+}
+
+void lmtp_session_set_commit(struct lmtp_session *s, lmtp_commit_fn fn, void *arg)
+{
+	s->commit = fn ? fn : commit_local;
+	s->commit_arg = fn ? arg : NULL;
+}
+
+/* The end of the data: commit every delivery of the transaction (one group, so one
+ * durable commit) and answer for each recipient, in RCPT order (RFC 2033 4.2: one
+ * reply per accepted recipient after the data). 250 only for a delivery whose commit
+ * returned 0: it is durably stored. */
 static void data_end(struct lmtp_session *s)
 {
+	struct vault_delivery **ds = NULL;
+	uint32_t *uids = NULL;
+	int *errs = NULL;
+
+	if (!s->too_big && s->nrcpts > 0) {
+		ds = calloc(s->nrcpts, sizeof(*ds));
+		uids = calloc(s->nrcpts, sizeof(*uids));
+		errs = calloc(s->nrcpts, sizeof(*errs));
+		if (ds == NULL || uids == NULL || errs == NULL) {
+			for (size_t i = 0; i < s->nrcpts; i++) {
+				vault_delivery_abort(&s->rcpts[i].d);
+				if (s->rcpts[i].err == 0)
+					s->rcpts[i].err = -ENOMEM;
+			}
+		} else {
+			size_t n = 0;
+
+			for (size_t i = 0; i < s->nrcpts; i++)
+				if (s->rcpts[i].d != NULL) {
+					ds[n++] = s->rcpts[i].d;
+					s->rcpts[i].d = NULL;
+				}
+			if (n > 0)
+				s->commit(s->commit_arg, ds, n, uids, errs);
+			n = 0;
+			for (size_t i = 0; i < s->nrcpts; i++) {
+				struct lmtp_rcpt *rc = &s->rcpts[i];
+
+				if (rc->err != 0)
+					continue;	/* never had a delivery, or lost it */
+				if ((rc->err = errs[n]) == 0) {
+					rc->stored = true;
+					rc->uid = uids[n];
+				} else
+					log_warn("lmtp %s: delivery to %s not stored: %s", s->id,
+					    rc->user, vault_strerror(rc->err));
+				n++;
+			}
+		}
+	}
 	for (size_t i = 0; i < s->nrcpts; i++) {
 		struct lmtp_rcpt *rc = &s->rcpts[i];
-		uint32_t uid = 0;
-		int r;
 
 		if (s->too_big) {
 			reply(s, "552 5.3.4 <%s> Message too big for system", rc->addr);
 			continue;
 		}
-		if (rc->d == NULL) {
+		if (!rc->stored) {
 			reply_err(s, rc, rc->err ? rc->err : -EIO);
 			continue;
 		}
-		if ((r = vault_delivery_commit(&rc->d, &uid)) < 0) {
-			log_warn("lmtp %s: delivery to %s not stored: %s", s->id, rc->user,
-			    vault_strerror(r));
-			reply_err(s, rc, r);
-			continue;
-		}
 		log_info("lmtp %s: saved for %s: uid %u, %llu bytes", s->id, rc->user,
-		    (unsigned)uid, (unsigned long long)s->data_bytes);
+		    (unsigned)rc->uid, (unsigned long long)s->data_bytes);
 		reply(s, "250 2.0.0 <%s> %s Saved", rc->addr, s->id);
 	}
 	if (s->too_big)
 		log_info("lmtp %s: message over max_message_size (%llu) refused", s->id,
 		    (unsigned long long)s->cfg->max_message_size);
+	free(ds);
+	free(uids);
+	free(errs);
 	tx_reset(s);
 }
 
@@ -657,6 +715,7 @@ int lmtp_session_new(struct vault *v, const struct vault_config *cfg, const char
 	}
 	s->v = v;
 	s->cfg = cfg;
+	s->commit = commit_local;
 	lmtp_parser_init(&s->p);
 	snprintf(s->peer, sizeof(s->peer), "%s", peer ? peer : "");
 	reply(s, "220 %s LMTP sealmail ready", cfg->hostname);
@@ -674,6 +733,140 @@ void lmtp_session_free(struct lmtp_session **sp)
 	sbuf_free(&s->out);
 	free(s);
 	*sp = NULL;
+}
+
+/* ---- the committer's core ------------------------------------------------------ */
+
+void lmtp_commit_batch(struct vault *v, struct lmtp_commit_req *reqs, size_t n)
+{
+	struct vault_delivery **ds = NULL;
+	uint32_t *uids = NULL;
+	int *errs = NULL;
+	size_t k = 0;
+
+	ds = calloc(n ? n : 1, sizeof(*ds));
+	uids = calloc(n ? n : 1, sizeof(*uids));
+	errs = calloc(n ? n : 1, sizeof(*errs));
+	for (size_t i = 0; i < n; i++) {
+		struct lmtp_commit_req *q = &reqs[i];
+		int fd = q->fd;
+
+		q->fd = -1;
+		q->uid = 0;
+		if (ds == NULL || uids == NULL || errs == NULL) {
+			if (fd >= 0)
+				close(fd);
+			q->err = -ENOMEM;
+		} else {
+			/* takes fd */
+			q->err = vault_delivery_import(v, q->wire, sizeof(q->wire), fd, &ds[k]);
+			if (q->err == 0)
+				k++;
+		}
+		crypto_wipe(q->wire, sizeof(q->wire));
+	}
+	if (k > 0)
+		(void)vault_delivery_commit_group(ds, k, uids, errs);
+	k = 0;
+	for (size_t i = 0; i < n && ds != NULL; i++) {
+		if (reqs[i].err != 0)
+			continue;
+		reqs[i].err = errs[k];
+		reqs[i].uid = uids[k];
+		k++;
+	}
+	free(ds);
+	free(uids);
+	free(errs);
+}
+
+/* ---- a connection process hands its deliveries to the committer ------------------ */
+
+struct conn_commit {
+	int sock;		/* to the committer; -1 once it is gone */
+};
+
+/* Waits for one message on sock (the committer answers after its fsync). */
+static int recv_result(int sock, struct ipc_msg *m)
+{
+	for (;;) {
+		struct pollfd pf = { sock, POLLIN, 0 };
+		int r = ipc_recv(sock, IPC_ST_LMTP_WAIT_COMMIT, m);
+
+		if (r != -EAGAIN)
+			return r;
+		if ((r = poll(&pf, 1, LMTP_TIMEOUT_SECS * 1000)) == 0)
+			return -ETIMEDOUT;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+static void commit_remote(void *arg, struct vault_delivery **ds, size_t n, uint32_t *uids,
+    int *errs)
+{
+	struct conn_commit *cc = arg;
+	bool *sent = calloc(n, sizeof(*sent));
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t wire[VAULT_DELIVERY_WIRE_BYTES];
+		int fd = -1, r;
+
+		uids[i] = 0;
+		errs[i] = -EIO;
+		if (sent == NULL || cc->sock < 0) {
+			vault_delivery_abort(&ds[i]);
+			continue;
+		}
+		if ((r = vault_delivery_export(&ds[i], wire, sizeof(wire), &fd)) < 0) {
+			errs[i] = r;
+			continue;
+		}
+		r = ipc_send(cc->sock, IPC_C2K_DELIVERY, wire, sizeof(wire), fd);
+		crypto_wipe(wire, sizeof(wire));
+		close(fd);
+		if (r < 0) {
+			log_err("lmtp: cannot reach the committer: %s", strerror(-r));
+			close(cc->sock);
+			cc->sock = -1;
+			continue;
+		}
+		sent[i] = true;
+	}
+	/* One RESULT per DELIVERY, in order, each after its durable commit. */
+	for (size_t i = 0; i < n && sent != NULL; i++) {
+		struct ipc_msg m;
+		int r;
+
+		if (!sent[i] || cc->sock < 0)
+			continue;
+		if ((r = recv_result(cc->sock, &m)) == 1) {
+			uint32_t e = (uint32_t)m.payload[0] << 24 | (uint32_t)m.payload[1] << 16 |
+			    (uint32_t)m.payload[2] << 8 | m.payload[3];
+
+			errs[i] = (int)(int32_t)e;
+			uids[i] = (uint32_t)m.payload[4] << 24 | (uint32_t)m.payload[5] << 16 |
+			    (uint32_t)m.payload[6] << 8 | m.payload[7];
+			if (errs[i] > 0 || (errs[i] == 0 && uids[i] == 0))
+				r = -EPROTO;
+		}
+		if (r == -EPROTO) {
+			/* Our own committer sent nonsense: nothing is acknowledged, the
+			 * connection ends, the MTA retries. */
+			log_err("lmtp: malformed answer from the committer; closing");
+			_exit(1);
+		}
+		if (r != 1) {
+			/* Gone or stuck: whether it stored the message is unknown, so it is
+			 * not acknowledged (4xx: the MTA retries; at worst a duplicate). */
+			log_err("lmtp: no answer from the committer: %s",
+			    r == 0 ? "it closed" : strerror(-r));
+			close(cc->sock);
+			cc->sock = -1;
+			errs[i] = -EIO;
+		}
+	}
+	free(sent);
 }
 
 /* ---- one connection ------------------------------------------------------------- */
@@ -716,10 +909,11 @@ static int flush(struct lmtp_session *s, int fd)
 	return 0;
 }
 
-int lmtp_serve_conn(int fd, const struct vault_config *cfg, const char *peer)
+int lmtp_serve_conn(int fd, const struct vault_config *cfg, const char *peer, int commit_fd)
 {
 	struct vault *v = NULL;
 	struct lmtp_session *s = NULL;
+	struct conn_commit cc = { commit_fd };
 	uint8_t *buf = NULL;
 	int r;
 
@@ -739,6 +933,8 @@ int lmtp_serve_conn(int fd, const struct vault_config *cfg, const char *peer)
 		r = r < 0 ? r : -ENOMEM;
 		goto out;
 	}
+	if (commit_fd >= 0)
+		lmtp_session_set_commit(s, commit_remote, &cc);
 	for (;;) {
 		struct pollfd pf = { fd, POLLIN, 0 };
 		ssize_t n;
@@ -787,6 +983,8 @@ out:
 	lmtp_session_free(&s);
 	free(buf);
 	vault_close(&v);
+	if (cc.sock >= 0)
+		close(cc.sock);
 	return r;
 }
 
@@ -1016,10 +1214,199 @@ static void peer_name(const struct sockaddr_storage *ss, char *out, size_t outsz
 		snprintf(out, outsz, "local");
 }
 
+/* ---- the committer -------------------------------------------------------------- */
+
+#define COMMIT_BATCH_MAX 256	/* deliveries in one transaction */
+
+struct kconn {
+	int fd;
+	bool dead;
+};
+
+static void put_result(uint8_t out[8], int err, uint32_t uid)
+{
+	uint32_t e = (uint32_t)(int32_t)err;
+
+	out[0] = (uint8_t)(e >> 24);
+	out[1] = (uint8_t)(e >> 16);
+	out[2] = (uint8_t)(e >> 8);
+	out[3] = (uint8_t)e;
+	out[4] = (uint8_t)(uid >> 24);
+	out[5] = (uint8_t)(uid >> 16);
+	out[6] = (uint8_t)(uid >> 8);
+	out[7] = (uint8_t)uid;
+}
+
+/* Reads what one connection has queued (up to the batch's room) into the batch.
+ * Returns false when the connection is over (closed, or it sent something not in
+ * the table: a connection process we cannot trust any more). */
+static bool kconn_read(struct kconn *kc, size_t idx, struct vault *v,
+    struct lmtp_commit_req *batch, size_t *nb)
+{
+	(void)v;
+	while (*nb < COMMIT_BATCH_MAX) {
+		struct ipc_msg m;
+		int r = ipc_recv(kc->fd, IPC_ST_COMMIT_CONN, &m);
+
+		if (r == -EAGAIN)
+			return true;
+		if (r <= 0) {
+			if (r < 0 && r != -EPROTO)
+				log_warn("lmtp committer: connection read: %s", strerror(-r));
+			return false;
+		}
+		memcpy(batch[*nb].wire, m.payload, sizeof(batch[*nb].wire));
+		crypto_wipe(m.payload, m.len);
+		batch[*nb].fd = m.fd;
+		batch[*nb].conn = idx;
+		batch[*nb].err = 0;
+		batch[*nb].uid = 0;
+		(*nb)++;
+	}
+	return true;
+}
+
+int lmtp_committer_run(int ctl_fd, const struct vault_config *cfg)
+{
+	struct vault *v = NULL;
+	struct kconn *conns = NULL;
+	struct pollfd *pfs = NULL;
+	struct lmtp_commit_req *batch = NULL;
+	size_t nconns = 0, maxc = (size_t)cfg->max_connections + 1;
+	int r;
+
+	(void)prctl(PR_SET_NAME, (unsigned long)LMTP_PROC_NAME_COMMIT, 0, 0, 0);
+	log_set_ident(LMTP_PROC_NAME_COMMIT);
+	if ((r = vault_open(cfg, &v)) < 0) {
+		log_err("lmtp committer: cannot open the vault: %s", vault_strerror(r));
+		return 1;
+	}
+	conns = calloc(maxc, sizeof(*conns));
+	pfs = calloc(maxc + 1, sizeof(*pfs));
+	batch = calloc(COMMIT_BATCH_MAX, sizeof(*batch));
+	if (conns == NULL || pfs == NULL || batch == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		size_t nb = 0, npolled = nconns;
+		int pr;
+
+		pfs[0].fd = ctl_fd;
+		pfs[0].events = POLLIN;
+		for (size_t i = 0; i < nconns; i++) {
+			pfs[1 + i].fd = conns[i].fd;
+			pfs[1 + i].events = POLLIN;
+			pfs[1 + i].revents = 0;
+		}
+		if ((pr = poll(pfs, 1 + npolled, -1)) < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out;
+		}
+		if (pfs[0].revents) {
+			struct ipc_msg m;
+
+			while ((r = ipc_recv(ctl_fd, IPC_ST_COMMIT_CTL, &m)) == 1) {
+				if (nconns >= maxc) {
+					log_warn("lmtp committer: too many connections");
+					close(m.fd);
+					continue;
+				}
+				conns[nconns].fd = m.fd;
+				conns[nconns].dead = false;
+				nconns++;
+			}
+			if (r == 0 || r == -EPROTO) {	/* the LMTP process is gone */
+				r = r == 0 ? 0 : 1;
+				goto out;
+			}
+		}
+		/* Everything queued now, from every connection: one transaction. While it
+		 * commits, the next deliveries queue up for the next one. */
+		for (size_t i = 0; i < npolled && nb < COMMIT_BATCH_MAX; i++)
+			if (pfs[1 + i].revents && !kconn_read(&conns[i], i, v, batch, &nb))
+				conns[i].dead = true;
+		if (nb > 0) {
+			/* A connection that went away after handing over: nobody will be
+			 * told, so nothing is stored (the MTA sends it again). */
+			for (size_t i = 0; i < nb; i++)
+				if (conns[batch[i].conn].dead) {
+					if (batch[i].fd >= 0)
+						close(batch[i].fd);
+					batch[i].fd = -1;
+				}
+			lmtp_commit_batch(v, batch, nb);
+			for (size_t i = 0; i < nb; i++) {
+				struct kconn *kc = &conns[batch[i].conn];
+				uint8_t res[8];
+
+				if (kc->dead)
+					continue;
+				put_result(res, batch[i].err, batch[i].uid);
+				if (ipc_send(kc->fd, IPC_K2C_RESULT, res, sizeof(res), -1) < 0)
+					kc->dead = true;
+			}
+		}
+		for (size_t i = 0; i < nconns;) {
+			if (!conns[i].dead) {
+				i++;
+				continue;
+			}
+			close(conns[i].fd);
+			conns[i] = conns[--nconns];
+		}
+	}
+out:
+	for (size_t i = 0; i < nconns; i++)
+		close(conns[i].fd);
+	free(conns);
+	free(pfs);
+	free(batch);
+	vault_close(&v);
+	return r < 0 ? 1 : r;
+}
+
+/* ---- the LMTP process ------------------------------------------------------------ */
+
+/* Starts the committer with a fresh control socketpair; *ctl_out is ours. */
+static int committer_start(int listen_fd, const struct vault_config *cfg, int *ctl_out,
+    pid_t *pid_out)
+{
+	int sp[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return -errno;
+	if ((pid = fork()) < 0) {
+		int e = -errno;
+
+		close(sp[0]);
+		close(sp[1]);
+		return e;
+	}
+	if (pid == 0) {
+		child_reset();
+		if (getppid() == 1)
+			_exit(1);
+		close(listen_fd);
+		close(sp[0]);
+		_exit(lmtp_committer_run(sp[1], cfg));
+	}
+	close(sp[1]);
+	*ctl_out = sp[0];
+	*pid_out = pid;
+	return 0;
+}
+
 int lmtp_run(int listen_fd, const struct vault_config *cfg)
 {
 	struct sigaction sa;
 	size_t nchildren = 0;
+	int ctl = -1;
+	pid_t kpid = -1;
+	time_t kstarted = 0;
 
 	(void)prctl(PR_SET_NAME, (unsigned long)LMTP_PROC_NAME, 0, 0, 0);
 	log_set_ident(LMTP_PROC_NAME);
@@ -1033,11 +1420,27 @@ int lmtp_run(int listen_fd, const struct vault_config *cfg)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		char peer[80];
+		int sp[2] = { -1, -1 };
 		pid_t pid;
-		int fd;
+		int fd, st;
 
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			nchildren--;
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			if (pid == kpid) {
+				log_err("LMTP committer (pid %d) ended (status %d); restarting",
+				    (int)pid, st);
+				close(ctl);
+				ctl = -1;
+				kpid = -1;
+			} else
+				nchildren--;
+		}
+		if (kpid < 0 && time(NULL) != kstarted) {	/* no busy crash loop */
+			int r;
+
+			kstarted = time(NULL);
+			if ((r = committer_start(listen_fd, cfg, &ctl, &kpid)) < 0)
+				log_err("cannot start the LMTP committer: %s", strerror(-r));
+		}
 		if (poll(&pf, 1, 500) <= 0)
 			continue;
 		fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
@@ -1054,10 +1457,26 @@ int lmtp_run(int listen_fd, const struct vault_config *cfg)
 			close(fd);
 			continue;
 		}
+		/* The connection's channel to the committer: its end goes to the committer
+		 * first, so that nothing the connection sends can precede it. */
+		if (kpid < 0 || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 ||
+		    ipc_send(ctl, IPC_P2K_CONN, NULL, 0, sp[1]) < 0) {
+			static const char msg[] = "421 4.3.0 Mail store unavailable, try again later\r\n";
+			log_err("lmtp: the committer is not reachable; refusing a connection");
+			(void)send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			if (sp[0] >= 0) {
+				close(sp[0]);
+				close(sp[1]);
+			}
+			continue;
+		}
+		close(sp[1]);
 		peer_name(&ss, peer, sizeof(peer));
 		if ((pid = fork()) < 0) {
 			log_err("lmtp fork: %s", strerror(errno));
 			close(fd);
+			close(sp[0]);
 			continue;
 		}
 		if (pid == 0) {
@@ -1065,14 +1484,18 @@ int lmtp_run(int listen_fd, const struct vault_config *cfg)
 			if (getppid() == 1)
 				_exit(1);
 			close(listen_fd);
+			close(ctl);
 			(void)prctl(PR_SET_NAME, (unsigned long)LMTP_PROC_NAME_CONN, 0, 0, 0);
 			log_set_ident(LMTP_PROC_NAME_CONN);
-			_exit(lmtp_serve_conn(fd, cfg, peer) < 0 ? 1 : 0);
+			_exit(lmtp_serve_conn(fd, cfg, peer, sp[0]) < 0 ? 1 : 0);
 		}
 		nchildren++;
 		close(fd);
+		close(sp[0]);
 	}
 	log_info("LMTP process stopping");
+	if (ctl >= 0)
+		close(ctl);	/* the committer ends when it sees this */
 	return 0;
 }
 

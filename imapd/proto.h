@@ -2,7 +2,8 @@
  *
  * Two kinds of channel:
  *  - control channels, AF_UNIX SOCK_SEQPACKET (one message per packet, at most one
- *    fd passed with SCM_RIGHTS): master <-> login process, master -> session process.
+ *    fd passed with SCM_RIGHTS): master <-> login process, master -> session process,
+ *    LMTP process -> LMTP committer, LMTP connection process <-> committer.
  *    Every packet is [u16 type][u16 zero][u32 payload length][payload] and is checked
  *    against the table in ipc.c: {type, receiver states in which it is allowed,
  *    min size, max size, fd required}. Anything else from our own peer means that
@@ -36,6 +37,16 @@ enum ipc_type {
 	IPC_L2M_DETACH = 5,
 	/* master -> session: empty; fd: the session end of a login's data socketpair. */
 	IPC_M2S_CONN = 6,
+	/* LMTP process -> LMTP committer: empty; fd: the committer's end of a new LMTP
+	 * connection process's socketpair. */
+	IPC_P2K_CONN = 7,
+	/* LMTP connection -> committer: one finished delivery, VAULT_DELIVERY_WIRE_BYTES
+	 * of vault_delivery_export metadata (with the message's data key); fd: its
+	 * ciphertext. */
+	IPC_C2K_DELIVERY = 8,
+	/* committer -> LMTP connection: i32 result (0 or -errno), u32 UID; one per
+	 * DELIVERY, in order, sent only after the durable commit. */
+	IPC_K2C_RESULT = 9,
 	IPC_TYPE_END
 };
 
@@ -57,7 +68,12 @@ enum ipc_state {
 	IPC_ST_MASTER_LOGIN_RELAY = 1u << 2,	/* master: logged in, relaying */
 	IPC_ST_LOGIN_WAIT_ATTACH = 1u << 3,	/* login: sent ATTACH */
 	IPC_ST_SESSION_RUN = 1u << 4,		/* session: running */
+	IPC_ST_COMMIT_CTL = 1u << 5,		/* committer, from the LMTP process */
+	IPC_ST_COMMIT_CONN = 1u << 6,		/* committer, from a connection */
+	IPC_ST_LMTP_WAIT_COMMIT = 1u << 7,	/* connection: deliveries handed over */
 };
+
+#define IPC_DELIVERY_BYTES 106		/* = VAULT_DELIVERY_WIRE_BYTES (checked in lmtp.c) */
 
 #define IPC_HDR_BYTES 8
 #define IPC_MAX_PAYLOAD 512

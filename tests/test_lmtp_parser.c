@@ -4,7 +4,7 @@
 #include <errno.h>
 #include "harness.h"
 #include "lmtp-parser.h"
-#include "lmtp-trace.h"
+#include "vault-trace.h"
 
 /* A transcript: events as text, consecutive DATA merged ("D[...]"). A DATA command
  * switches the parser to DATA mode, as the server does after its 354. */
@@ -347,12 +347,12 @@ TEST(params)
 
 TEST(trace_format)
 {
-	struct lmtp_trace t = {
+	struct vault_trace t = {
 		.sender = "s@x", .rcpt = "r@y", .helo = "mx\x01.example", .peer = "[127.0.0.1]",
 		.host = "vault.test", .proto = "LMTP", .id = "abc", .now = 0,
 	};
-	char buf[LMTP_TRACE_MAX];
-	int n = lmtp_trace_format(&t, buf, sizeof(buf));
+	char buf[VAULT_TRACE_FMT_MAX];
+	int n = vault_trace_format(&t, buf, sizeof(buf));
 
 	ASSERT_TRUE(n > 0);
 	ASSERT_INT_EQ((size_t)n, strlen(buf));
@@ -369,14 +369,14 @@ TEST(trace_format)
 	t.rcpt = huge;
 	t.host = huge;
 	t.id = huge;
-	n = lmtp_trace_format(&t, buf, sizeof(buf));
-	ASSERT_TRUE(n > 0 && n < LMTP_TRACE_MAX);
+	n = vault_trace_format(&t, buf, sizeof(buf));
+	ASSERT_TRUE(n > 0 && n < VAULT_TRACE_FMT_MAX);
 	ASSERT_TRUE(strncmp(buf, "Return-Path: <>\r\n", 17) == 0);
-	ASSERT_INT_EQ(lmtp_trace_format(&t, buf, 10), -E2BIG);
+	ASSERT_INT_EQ(vault_trace_format(&t, buf, 10), -E2BIG);
 	/* no sender / recipient: no Return-Path / Delivered-To */
 	t.sender = NULL;
 	t.rcpt = NULL;
 	t.helo = NULL;
-	n = lmtp_trace_format(&t, buf, sizeof(buf));
+	n = vault_trace_format(&t, buf, sizeof(buf));
 	ASSERT_TRUE(n > 0 && strncmp(buf, "Received: by ", 13) == 0);
 }

@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,6 +50,9 @@ struct vault_delivery {
 	int err;			/* sticky */
 	bool finished;
 	struct vault_crlf crlf;		/* bare LF -> CRLF state across writes */
+	uint64_t counted;		/* bytes counted against max_message_size */
+	uint64_t trace;			/* trace bytes (not counted) */
+	struct secret *dk_own;		/* the data key of an imported delivery */
 };
 
 static int spill_open(struct vault_delivery *d)
@@ -160,8 +165,20 @@ static int d_done(void *arg, uint32_t idx, uint8_t *out, size_t ctlen)
 		loc->spilled = false;
 		d->mem_len += ctlen;
 	} else {
-		if (d->spill_fd < 0 && (r = spill_open(d)) < 0)
-			goto out;
+		if (d->spill_fd < 0) {
+			/* From here on every chunk lives in the file, the ones held in
+			 * memory so far first: the file then holds chunk i at
+			 * i * (CHUNK + TAG), which is what an exported delivery is. */
+			if ((r = spill_open(d)) < 0 ||
+			    (r = pwrite_all(d->spill_fd, d->mem, d->mem_len, 0)) < 0)
+				goto out;
+			for (size_t i = 0; i < d->nchunks; i++)
+				d->chunks[i].spilled = true;
+			d->spill_len = d->mem_len;
+			free(d->mem);
+			d->mem = NULL;
+			d->mem_len = d->mem_cap = 0;
+		}
 		if ((r = pwrite_all(d->spill_fd, out, ctlen, d->spill_len)) < 0)
 			goto out;
 		loc->off = d->spill_len;
@@ -184,6 +201,7 @@ void vault_delivery_abort(struct vault_delivery **dp)
 	if (d == NULL)
 		return;
 	bw_free(&d->bw);
+	secret_free(&d->dk_own);
 	free(d->mem);
 	free(d->chunks);
 	free(d->pending);
@@ -225,16 +243,25 @@ out:
 	return r;
 }
 
+/* Counts n bytes of the sender's message against max_message_size. The limit is on
+ * what the client sent (RFC 1870 4: SIZE is the message as transmitted), so the
+ * trace fields we add and the CR we add to a bare LF do not count. */
+static int delivery_count(struct vault_delivery *d, size_t n)
+{
+	if (n > d->v->cfg.max_message_size || d->counted > d->v->cfg.max_message_size - n) {
+		d->err = -E2BIG;
+		return d->err;
+	}
+	d->counted += n;
+	return 0;
+}
+
 static int delivery_put(struct vault_delivery *d, const uint8_t *p, size_t n)
 {
 	int r;
 
 	if (n == 0)
 		return 0;
-	if (n > d->v->cfg.max_message_size || d->bw.total > d->v->cfg.max_message_size - n) {
-		d->err = -E2BIG;
-		return d->err;
-	}
 	if ((r = bw_write(&d->bw, p, n)) < 0)
 		d->err = r;
 	return r;
@@ -242,10 +269,26 @@ static int delivery_put(struct vault_delivery *d, const uint8_t *p, size_t n)
 
 int vault_delivery_write(struct vault_delivery *d, const uint8_t *p, size_t n)
 {
+	int r;
+
 	if (d->err != 0)
 		return d->err;
 	if (d->finished)
 		return -EINVAL;
+	if ((r = delivery_count(d, n)) < 0)
+		return r;
+	return delivery_put(d, p, n);
+}
+
+int vault_delivery_write_trace(struct vault_delivery *d, const uint8_t *p, size_t n)
+{
+	if (d->err != 0)
+		return d->err;
+	if (d->finished || d->counted != 0)
+		return -EINVAL;		/* trace fields come first */
+	if (n > VAULT_TRACE_MAX || d->trace > VAULT_TRACE_MAX - n)
+		return -E2BIG;
+	d->trace += n;
 	return delivery_put(d, p, n);
 }
 
@@ -285,10 +328,14 @@ static int delivery_put_cb(void *arg, const uint8_t *p, size_t n)
 
 int vault_delivery_write_mail(struct vault_delivery *d, const uint8_t *p, size_t n)
 {
+	int r;
+
 	if (d->err != 0)
 		return d->err;
 	if (d->finished)
 		return -EINVAL;
+	if ((r = delivery_count(d, n)) < 0)	/* the sender's bytes, before LF -> CRLF */
+		return r;
 	return vault_crlf_write(&d->crlf, p, n, delivery_put_cb, d);
 }
 
@@ -397,30 +444,265 @@ out:
 	return r;
 }
 
-int vault_delivery_commit(struct vault_delivery **dp, uint32_t *uid_out)
+/* Seals the final chunk (once). */
+static int delivery_finish(struct vault_delivery *d)
 {
-	struct vault_delivery *d = *dp;
-	struct commit_ctx c;
 	int r;
 
-	if (d == NULL)
-		return -EINVAL;
-	memset(&c, 0, sizeof(c));
-	if (d->err != 0) {
-		r = d->err;
-		goto out;
-	}
+	if (d->err != 0)
+		return d->err;
 	if (!d->finished) {
-		if ((r = bw_finish(&d->bw)) < 0)
-			goto out;
+		if ((r = bw_finish(&d->bw)) < 0) {
+			d->err = r;
+			return r;
+		}
 		d->finished = true;
 	}
-	c.d = d;
-	r = store_write(d->v, commit_txn, &c);
-	if (r == 0 && uid_out != NULL)
-		*uid_out = c.uid_out;
+	return 0;
+}
+
+struct group_ctx {
+	struct vault_delivery **ds;
+	size_t n;
+	uint32_t *uids;
+};
+
+static int group_txn(struct vault_txn *t, void *arg)
+{
+	struct group_ctx *g = arg;
+	int r;
+
+	for (size_t i = 0; i < g->n; i++) {
+		struct commit_ctx c;
+
+		if (g->ds[i] == NULL)
+			continue;
+		memset(&c, 0, sizeof(c));
+		c.d = g->ds[i];
+		if ((r = commit_txn(t, &c)) < 0)
+			return r;
+		g->uids[i] = c.uid_out;
+	}
+	return 0;
+}
+
+int vault_delivery_commit_group(struct vault_delivery **ds, size_t n, uint32_t *uids,
+    int *errs)
+{
+	struct vault *v = NULL;
+	struct group_ctx g = { ds, n, uids };
+	size_t live = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		uids[i] = 0;
+		errs[i] = 0;
+		if (ds[i] == NULL) {
+			errs[i] = -EINVAL;
+			continue;
+		}
+		if (v == NULL)
+			v = ds[i]->v;
+		if (ds[i]->v != v)
+			errs[i] = -EINVAL;	/* one vault, one transaction */
+		else
+			errs[i] = delivery_finish(ds[i]);
+		if (errs[i] < 0)
+			vault_delivery_abort(&ds[i]);
+		else
+			live++;
+	}
+	if (live == 0)
+		return 0;
+	/* One write txn, one durable commit for all of them: concurrent deliveries
+	 * share the fsyncs (group commit). Nothing of the group is stored unless all of
+	 * it is. */
+	if ((r = store_write(v, group_txn, &g)) < 0 && live > 1) {
+		/* One of them failed (its user was removed, the map is at its maximum, ...):
+		 * each alone, so that the error reaches only the recipient it belongs to. */
+		for (size_t i = 0; i < n; i++) {
+			struct commit_ctx c;
+
+			if (ds[i] == NULL)
+				continue;
+			memset(&c, 0, sizeof(c));
+			c.d = ds[i];
+			if ((errs[i] = store_write(v, commit_txn, &c)) == 0)
+				uids[i] = c.uid_out;
+			vault_delivery_abort(&ds[i]);
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ds[i] == NULL)
+			continue;
+		errs[i] = r;
+		if (r < 0)
+			uids[i] = 0;
+		vault_delivery_abort(&ds[i]);
+	}
+	return 0;
+}
+
+int vault_delivery_commit(struct vault_delivery **dp, uint32_t *uid_out)
+{
+	uint32_t uid = 0;
+	int err = -EINVAL;
+
+	if (*dp == NULL)
+		return -EINVAL;
+	(void)vault_delivery_commit_group(dp, 1, &uid, &err);
+	if (err == 0 && uid_out != NULL)
+		*uid_out = uid;
+	return err;
+}
+
+/* ---- handing a finished delivery to another process ------------------------------ */
+
+static void put_be(uint8_t *p, uint64_t x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(x >> (8 * (n - 1 - i)));
+}
+
+static uint64_t get_be(const uint8_t *p, size_t n)
+{
+	uint64_t x = 0;
+
+	for (size_t i = 0; i < n; i++)
+		x = x << 8 | p[i];
+	return x;
+}
+
+/* Wire layout (big-endian): u32 user, i64 now, u32 spec_uid, u64 total, u64 padded,
+ * u32 nchunks, emailid[16], stream header, data key. */
+#define W_USER 0
+#define W_NOW 4
+#define W_SPEC 12
+#define W_TOTAL 16
+#define W_PADDED 24
+#define W_NCHUNKS 32
+#define W_EMAILID 36
+#define W_HDR 52
+#define W_DK (W_HDR + CRYPTO_STREAM_HDR_BYTES)
+_Static_assert(W_DK + CRYPTO_KEY_BYTES == VAULT_DELIVERY_WIRE_BYTES, "wire layout");
+
+int vault_delivery_export(struct vault_delivery **dp, uint8_t *wire, size_t wirelen,
+    int *fd_out)
+{
+	struct vault_delivery *d = *dp;
+	int fd = -1, r;
+
+	*fd_out = -1;
+	if (d == NULL || wirelen != VAULT_DELIVERY_WIRE_BYTES) {
+		r = -EINVAL;
+		goto out;
+	}
+	if ((r = delivery_finish(d)) < 0)
+		goto out;
+	if (d->spill_fd >= 0) {
+		fd = d->spill_fd;	/* every chunk is in it, in order (d_done) */
+		d->spill_fd = -1;
+	} else {
+		/* Ciphertext only, in anonymous memory: nothing of it reaches a disk. */
+		if ((fd = memfd_create("sealmail-delivery", MFD_CLOEXEC)) < 0) {
+			if ((r = spill_open(d)) < 0)
+				goto out;
+			fd = d->spill_fd;
+			d->spill_fd = -1;
+		}
+		if ((r = pwrite_all(fd, d->mem, d->mem_len, 0)) < 0)
+			goto out;
+	}
+	put_be(wire + W_USER, d->u, 4);
+	put_be(wire + W_NOW, (uint64_t)(int64_t)d->now, 8);
+	put_be(wire + W_SPEC, d->spec_uid, 4);
+	put_be(wire + W_TOTAL, d->bw.total, 8);
+	put_be(wire + W_PADDED, d->bw.padded, 8);
+	put_be(wire + W_NCHUNKS, (uint32_t)d->nchunks, 4);
+	memcpy(wire + W_EMAILID, d->emailid, 16);
+	memcpy(wire + W_HDR, d->bw.hdr_bytes, CRYPTO_STREAM_HDR_BYTES);
+	memcpy(wire + W_DK, d->bw.dk->p, CRYPTO_KEY_BYTES);
+	*fd_out = fd;
+	fd = -1;
+	r = 0;
 out:
+	if (fd >= 0)
+		close(fd);
 	vault_delivery_abort(dp);
+	return r;
+}
+
+int vault_delivery_import(struct vault *v, const uint8_t *wire, size_t wirelen, int fd,
+    struct vault_delivery **out)
+{
+	struct vault_delivery *d = NULL;
+	struct sbuf *hb = NULL;
+	struct stat st;
+	uint64_t total, padded, nchunks, ctlen, limit;
+	int r = -EPROTO;
+
+	*out = NULL;
+	if (wirelen != VAULT_DELIVERY_WIRE_BYTES || fd < 0)
+		goto out;
+	total = get_be(wire + W_TOTAL, 8);
+	padded = get_be(wire + W_PADDED, 8);
+	nchunks = get_be(wire + W_NCHUNKS, 4);
+	/* write_mail may turn each bare LF into CRLF: at most twice the sender's bytes */
+	limit = 2 * v->cfg.max_message_size + VAULT_TRACE_MAX;
+	if (total > limit || padded < total || padded - total >= CRYPTO_CHUNK_BYTES ||
+	    padded == 0 || nchunks != (padded + CRYPTO_CHUNK_BYTES - 1) / CRYPTO_CHUNK_BYTES)
+		goto out;
+	ctlen = padded + nchunks * CRYPTO_TAG_BYTES;
+	if (fstat(fd, &st) < 0 || st.st_size < 0 || (uint64_t)st.st_size < ctlen)
+		goto out;
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	d->v = v;
+	d->spill_fd = fd;
+	fd = -1;
+	d->spill_len = ctlen;
+	d->u = (uint32_t)get_be(wire + W_USER, 4);
+	d->now = (time_t)(int64_t)get_be(wire + W_NOW, 8);
+	d->spec_uid = (uint32_t)get_be(wire + W_SPEC, 4);
+	memcpy(d->emailid, wire + W_EMAILID, 16);
+	if ((d->chunks = calloc((size_t)nchunks, sizeof(*d->chunks))) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nchunks; i++) {
+		d->chunks[i].off = (uint64_t)i * (CRYPTO_CHUNK_BYTES + CRYPTO_TAG_BYTES);
+		d->chunks[i].len = (uint32_t)(i + 1 < nchunks ? CRYPTO_CHUNK_BYTES :
+		    padded - (uint64_t)i * CRYPTO_CHUNK_BYTES) + CRYPTO_TAG_BYTES;
+		d->chunks[i].spilled = true;
+	}
+	d->nchunks = d->chunks_cap = (size_t)nchunks;
+	if ((r = secret_new(CRYPTO_KEY_BYTES, &d->dk_own)) < 0)
+		goto out;
+	memcpy(d->dk_own->p, wire + W_DK, CRYPTO_KEY_BYTES);
+	d->bw.v = v;
+	d->bw.dk = d->dk_own;
+	d->bw.total = total;
+	d->bw.padded = padded;
+	memcpy(d->bw.hdr_bytes, wire + W_HDR, CRYPTO_STREAM_HDR_BYTES);
+	if ((r = sbuf_new(CRYPTO_STREAM_HDR_BYTES, &hb)) < 0 ||
+	    (r = sbuf_put(hb, d->bw.hdr_bytes, CRYPTO_STREAM_HDR_BYTES)) < 0)
+		goto out;
+	if (crypto_stream_hdr_get(hb, &d->bw.hdr) < 0) {
+		r = -EPROTO;
+		goto out;
+	}
+	d->finished = true;
+	*out = d;
+	d = NULL;
+	r = 0;
+out:
+	sbuf_free(&hb);
+	if (fd >= 0)
+		close(fd);
+	vault_delivery_abort(&d);
 	return r;
 }
 

@@ -357,14 +357,44 @@ int vault_msg_vanished(struct vault_txn *t, uint32_t user_id, uint32_t mbox,
 struct vault_delivery;
 int vault_delivery_begin(struct vault *v, const char *user, time_t now,
     struct vault_delivery **out);		/* VAULT_ERR_NOUSER */
-/* Stores the bytes exactly as given. */
+/* Stores the bytes exactly as given. Every write but write_trace counts against
+ * cfg->max_message_size (-E2BIG beyond; the delivery is then dead). */
 int vault_delivery_write(struct vault_delivery *d, const uint8_t *p, size_t n);
+/* Trace fields a delivery agent prepends (Return-Path, Delivered-To, Received):
+ * stored as given, before any other write (-EINVAL after), and not counted against
+ * max_message_size (RFC 1870: the limit applies to the client's message); at most
+ * VAULT_TRACE_MAX bytes in all (-E2BIG). */
+#define VAULT_TRACE_MAX 4096
+int vault_delivery_write_trace(struct vault_delivery *d, const uint8_t *p, size_t n);
 /* For mail from outside (deliver, LMTP, import): bare LF becomes CRLF, streaming
- * (a CR at the end of one call and an LF at the start of the next are one CRLF). */
+ * (a CR at the end of one call and an LF at the start of the next are one CRLF).
+ * The bytes given, not the converted ones, count against max_message_size. */
 int vault_delivery_write_mail(struct vault_delivery *d, const uint8_t *p, size_t n);
-/* Commits into INBOX. -E2BIG if over cfg->max_message_size. */
+/* Commits into INBOX. -E2BIG if over cfg->max_message_size. *d is freed. */
 int vault_delivery_commit(struct vault_delivery **d, uint32_t *uid_out);
 void vault_delivery_abort(struct vault_delivery **d);
+/* Group commit: all n deliveries (of one vault) in ONE write transaction with one
+ * durable commit, in array order (UIDs of one mailbox increase in that order). If
+ * that transaction fails, each is committed alone so that an error (user removed,
+ * store full) reaches only its own delivery. errs[i]/uids[i] as vault_delivery_commit
+ * for ds[i]; every ds[i] is freed (NULL entries give -EINVAL). Returns 0. */
+int vault_delivery_commit_group(struct vault_delivery **ds, size_t n, uint32_t *uids,
+    int *errs);
+/* Hands a delivery to another process for committing (the LMTP committer):
+ * finishes it (seals the last chunk) and frees *d; wire (exactly
+ * VAULT_DELIVERY_WIRE_BYTES) gets its metadata INCLUDING ITS DATA KEY (wipe it once
+ * sent), *fd_out a file descriptor of ciphertext only (memfd, or the unlinked spill
+ * file), which the caller sends and closes. */
+#define VAULT_DELIVERY_WIRE_BYTES 106
+int vault_delivery_export(struct vault_delivery **d, uint8_t *wire, size_t wirelen,
+    int *fd_out);
+/* The receiving side: a delivery ready for vault_delivery_commit(_group). Takes fd
+ * (closed on error too). -EPROTO if wire is malformed or the file too short: the
+ * chunks themselves are authenticated when the commit reads them only if it has to
+ * re-seal; a peer that lies stores garbage in its own recipient's mailbox, nothing
+ * else (the UID, modseq and epoch wrap are decided here). */
+int vault_delivery_import(struct vault *v, const uint8_t *wire, size_t wirelen, int fd,
+    struct vault_delivery **out);
 /* Convenience: the whole message at once. */
 int vault_deliver(struct vault *v, const char *user, const uint8_t *msg, size_t len,
     time_t now, uint32_t *uid_out);

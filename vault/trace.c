@@ -1,9 +1,9 @@
-/* lmtp-trace: see lmtp-trace.h. */
+/* trace: see vault-trace.h. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include "lmtp-trace.h"
+#include "vault-trace.h"
 #include "compat.h"
 
 /* Copies s into out (outsz), replacing bytes that do not belong in a header field
@@ -44,7 +44,7 @@ static void rfc5322_date(time_t now, char *out, size_t outsz)
 	    tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60, off % 60);
 }
 
-int lmtp_trace_format(const struct lmtp_trace *t, char *buf, size_t bufsz)
+int vault_trace_format(const struct vault_trace *t, char *buf, size_t bufsz)
 {
 	char sender[260], rcpt[260], helo[132], peer[80], host[132], proto[16], id[40];
 	char date[64];
@@ -89,19 +89,19 @@ int lmtp_trace_format(const struct lmtp_trace *t, char *buf, size_t bufsz)
 	return (int)n;
 }
 
-int lmtp_trace_delivery_begin(struct vault *v, const char *user, const struct lmtp_trace *t,
+int vault_trace_delivery_begin(struct vault *v, const char *user, const struct vault_trace *t,
     struct vault_delivery **out)
 {
 	struct vault_delivery *d = NULL;
-	char buf[LMTP_TRACE_MAX];
+	char buf[VAULT_TRACE_FMT_MAX];
 	int r, n;
 
 	*out = NULL;
-	if ((n = lmtp_trace_format(t, buf, sizeof(buf))) < 0)
+	if ((n = vault_trace_format(t, buf, sizeof(buf))) < 0)
 		return n;
 	if ((r = vault_delivery_begin(v, user, t->now, &d)) < 0)
 		return r;
-	if ((r = vault_delivery_write(d, (const uint8_t *)buf, (size_t)n)) < 0) {
+	if ((r = vault_delivery_write_trace(d, (const uint8_t *)buf, (size_t)n)) < 0) {
 		vault_delivery_abort(&d);
 		return r;
 	}
