@@ -7,7 +7,9 @@
  * from a generator seeded by it); the rest is what a client sends.
  * Oracles: the parser's events fed whole and fed in pieces are the same (data
  * merged); no event consumes more than it was given; the session never fails
- * other than by ending, and its replies are well-formed lines. */
+ * other than by ending, and its replies are well-formed lines. Half the inputs
+ * commit through the committer's code (export, import, group commit), as a real
+ * connection process does; see commit_handoff. */
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -203,6 +205,41 @@ static void check_output(struct lmtp_session *s)
 	lmtp_session_output_done(s, n);
 }
 
+/* The commit path of a real connection minus the socket: each delivery exported
+ * (ciphertext fd + wire metadata), then imported and committed as one group by the
+ * committer's own code (lmtp_commit_batch). Oracles: every delivery the session
+ * finished is stored (the two users never go away; only a full store may refuse),
+ * every fd is taken, and a stored delivery has a UID. */
+static void commit_handoff(void *arg, struct vault_delivery **ds, size_t n, uint32_t *uids,
+    int *errs)
+{
+	struct lmtp_commit_req req[LMTP_MAX_RCPTS];
+	size_t k = 0;
+
+	(void)arg;
+	if (n > LMTP_MAX_RCPTS)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		memset(&req[k], 0, sizeof(req[k]));
+		if ((errs[i] = vault_delivery_export(&ds[i], req[k].wire, sizeof(req[k].wire),
+		    &req[k].fd)) < 0) {
+			req[k].err = errs[i];
+			continue;
+		}
+		req[k].conn = i;
+		k++;
+	}
+	lmtp_commit_batch(V, req, k);
+	for (size_t j = 0; j < k; j++) {
+		errs[req[j].conn] = req[j].err;
+		uids[req[j].conn] = req[j].uid;
+		if (req[j].err != 0 && req[j].err != VAULT_ERR_FULL)
+			abort();	/* the fuzz vault holds two users that never go away */
+		if (req[j].fd != -1 || (req[j].err == 0 && req[j].uid == 0))
+			abort();	/* the batch took every fd */
+	}
+}
+
 static void converse(const uint8_t *d, size_t n, uint32_t seed)
 {
 	struct lmtp_session *s = NULL;
@@ -211,6 +248,9 @@ static void converse(const uint8_t *d, size_t n, uint32_t seed)
 
 	if (lmtp_session_new(V, &Cfg, "[192.0.2.1]", &s) != 0)
 		abort();
+	/* Even inputs: the committer's path; odd ones: the in-process group commit. */
+	if ((seed & 1) == 0)
+		lmtp_session_set_commit(s, commit_handoff, NULL);
 	check_output(s);
 	while (i < n && r == 0) {
 		size_t len = 1 + next_rand(&seed) % 64, off = 0, used;

@@ -973,6 +973,17 @@ int lmtp_serve_conn(int fd, const struct vault_config *cfg, const char *peer, in
 				r = sr < 0 ? sr : 0;
 				goto out;
 			}
+			if (commit_fd >= 0 && cc.sock < 0) {
+				/* The committer is gone (its successor does not know this
+				 * connection): answer what was answered, then make the MTA
+				 * reconnect (RFC 5321 3.8: 421 and close). */
+				static const char msg[] = "421 4.3.0 Mail store restarting, try again\r\n";
+				(void)flush(s, fd);
+				(void)write_all(fd, (const uint8_t *)msg, sizeof(msg) - 1);
+				lmtp_session_eof(s);
+				r = -EIO;
+				goto out;
+			}
 			if (off < (size_t)n && (r = flush(s, fd)) < 0)
 				goto lost;
 		}
@@ -990,18 +1001,25 @@ out:
 
 /* ---- the listener ------------------------------------------------------------- */
 
-/* "host:port", "[v6]:port". */
-static int open_tcp(const char *spec, int *fd_out, char *err, size_t errlen)
+/* "host:port", "[v6]:port": resolved into *res (freeaddrinfo). */
+static int resolve_tcp(const char *spec, struct addrinfo **res, char *err, size_t errlen)
 {
-	struct addrinfo hints, *res = NULL;
+	struct addrinfo hints;
 	char host[256], port[8];
 	const char *colon, *h = spec;
 	size_t hl;
-	int fd = -1, one = 1, r;
+	char *end;
+	long pn;
+	int r;
 
 	if ((colon = strrchr(spec, ':')) == NULL || colon[1] == '\0' || strlen(colon + 1) > 5) {
 		snprintf(err, errlen, "bad lmtp_listen '%s' (want host:port, [ipv6]:port or "
 		    "/path)", spec);
+		return -EINVAL;
+	}
+	pn = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || pn < 1 || pn > 65535) {
+		snprintf(err, errlen, "lmtp_listen '%s': bad port (1-65535)", spec);
 		return -EINVAL;
 	}
 	hl = (size_t)(colon - spec);
@@ -1021,11 +1039,21 @@ static int open_tcp(const char *spec, int *fd_out, char *err, size_t errlen)
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((r = getaddrinfo(host[0] && strcmp(host, "*") != 0 ? host : NULL, port, &hints,
-	    &res)) != 0) {
+	    res)) != 0) {
 		snprintf(err, errlen, "lmtp_listen: cannot resolve '%s': %s", spec,
 		    gai_strerror(r));
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int open_tcp(const char *spec, int *fd_out, char *err, size_t errlen)
+{
+	struct addrinfo *res = NULL;
+	int fd = -1, one = 1, r;
+
+	if ((r = resolve_tcp(spec, &res, err, errlen)) < 0)
+		return r;
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		r = -errno;
@@ -1047,19 +1075,29 @@ out:
 	return r;
 }
 
-/* "/path [mode=0660] [user=NAME] [group=NAME]" */
-static int open_unix(const char *spec, int *fd_out, char *err, size_t errlen)
-{
-	char buf[256], *save = NULL, *tok, *path;
-	struct sockaddr_un sa;
-	struct stat st;
-	mode_t mode = 0666;
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-	int fd = -1, r;
+struct unix_spec {
+	char buf[256];		/* path points into it */
+	char *path;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+};
 
-	snprintf(buf, sizeof(buf), "%s", spec);
-	path = strtok_r(buf, " \t", &save);
+/* "/path [mode=0660] [user=NAME] [group=NAME]" */
+static int parse_unix(const char *spec, struct unix_spec *u, char *err, size_t errlen)
+{
+	char *save = NULL, *tok;
+	struct sockaddr_un sa;
+
+	u->mode = 0666;
+	u->uid = (uid_t)-1;
+	u->gid = (gid_t)-1;
+	if (strlen(spec) >= sizeof(u->buf)) {
+		snprintf(err, errlen, "lmtp_listen: too long");
+		return -EINVAL;
+	}
+	snprintf(u->buf, sizeof(u->buf), "%s", spec);
+	u->path = strtok_r(u->buf, " \t", &save);
 	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
 		if (strncmp(tok, "mode=", 5) == 0) {
 			char *end;
@@ -1069,7 +1107,7 @@ static int open_unix(const char *spec, int *fd_out, char *err, size_t errlen)
 				snprintf(err, errlen, "lmtp_listen: bad %s (want mode=0660)", tok);
 				return -EINVAL;
 			}
-			mode = (mode_t)m;
+			u->mode = (mode_t)m;
 		} else if (strncmp(tok, "user=", 5) == 0) {
 			struct passwd *pw = getpwnam(tok + 5);
 
@@ -1077,7 +1115,7 @@ static int open_unix(const char *spec, int *fd_out, char *err, size_t errlen)
 				snprintf(err, errlen, "lmtp_listen: no such user %s", tok + 5);
 				return -ENOENT;
 			}
-			uid = pw->pw_uid;
+			u->uid = pw->pw_uid;
 		} else if (strncmp(tok, "group=", 6) == 0) {
 			struct group *gr = getgrnam(tok + 6);
 
@@ -1085,20 +1123,40 @@ static int open_unix(const char *spec, int *fd_out, char *err, size_t errlen)
 				snprintf(err, errlen, "lmtp_listen: no such group %s", tok + 6);
 				return -ENOENT;
 			}
-			gid = gr->gr_gid;
+			u->gid = gr->gr_gid;
 		} else {
 			snprintf(err, errlen, "lmtp_listen: unknown option '%s' (mode=, user=, "
 			    "group=)", tok);
 			return -EINVAL;
 		}
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (path == NULL || strlen(path) >= sizeof(sa.sun_path)) {
+	if (u->path == NULL || strlen(u->path) >= sizeof(sa.sun_path)) {
 		snprintf(err, errlen, "lmtp_listen: socket path too long (max %zu bytes)",
 		    sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
+	return 0;
+}
+
+static int open_unix(const char *spec, int *fd_out, char *err, size_t errlen)
+{
+	struct unix_spec us;
+	char *path;
+	struct sockaddr_un sa;
+	struct stat st;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	int fd = -1, r;
+
+	if ((r = parse_unix(spec, &us, err, errlen)) < 0)
+		return r;
+	path = us.path;
+	mode = us.mode;
+	uid = us.uid;
+	gid = us.gid;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, strlen(path));
 	/* A stale socket from an earlier run: remove it, but never another kind of
 	 * file, and not a socket someone is still listening on. */
@@ -1151,6 +1209,45 @@ static int open_unix(const char *spec, int *fd_out, char *err, size_t errlen)
 		return r;
 	}
 	*fd_out = fd;
+	return 0;
+}
+
+int lmtp_listen_check(const struct vault_config *cfg, char *err, size_t errlen)
+{
+	int r;
+
+	if (cfg->lmtp_listen[0] == '\0')
+		return 0;
+	if (cfg->lmtp_listen[0] == '/') {
+		struct unix_spec us;
+		char dir[256], *slash;
+		struct stat st;
+
+		if ((r = parse_unix(cfg->lmtp_listen, &us, err, errlen)) < 0)
+			return r;
+		snprintf(dir, sizeof(dir), "%s", us.path);
+		slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "lmtp_listen: directory %s: %s", dir,
+			    stat(dir, &st) < 0 ? strerror(errno) : "not a directory");
+			return -ENOENT;
+		}
+		if (lstat(us.path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "lmtp_listen: %s exists and is not a socket", us.path);
+			return -EEXIST;
+		}
+		return 0;
+	} else {
+		struct addrinfo *res = NULL;
+
+		if ((r = resolve_tcp(cfg->lmtp_listen, &res, err, errlen)) < 0)
+			return r;
+		freeaddrinfo(res);
+	}
 	return 0;
 }
 
@@ -1338,6 +1435,7 @@ int lmtp_committer_run(int ctl_fd, const struct vault_config *cfg)
 					batch[i].fd = -1;
 				}
 			lmtp_commit_batch(v, batch, nb);
+			log_debug("lmtp committer: %zu deliveries in one transaction", nb);
 			for (size_t i = 0; i < nb; i++) {
 				struct kconn *kc = &conns[batch[i].conn];
 				uint8_t res[8];

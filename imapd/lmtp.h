@@ -3,7 +3,7 @@
  *
  * Processes: the master binds lmtp_listen (lmtp_listener_open) while it may still be
  * root, drops root, then starts one "imapd-lmtp" process (lmtp_start ->
- * lmtp_run). That process starts one "imapd-lmtp-commit" process (the committer,
+ * lmtp_run). That process starts one "imapd-lmtp-save" process (the committer,
  * lmtp_committer_run), accepts, and forks one "imapd-lmtp-conn" process per
  * connection (lmtp_serve_conn). None of them holds a user key: delivery seals to
  * the user's epoch public key.
@@ -33,7 +33,7 @@
 
 #define LMTP_PROC_NAME "imapd-lmtp"
 #define LMTP_PROC_NAME_CONN "imapd-lmtp-conn"
-#define LMTP_PROC_NAME_COMMIT "imapd-lmtp-commit"
+#define LMTP_PROC_NAME_COMMIT "imapd-lmtp-save"	/* the committer (15 chars: comm) */
 #define LMTP_MAX_RCPTS 100		/* RFC 5321 4.5.3.1.8: at least 100 */
 #define LMTP_TIMEOUT_SECS 300		/* RFC 5321 4.5.3.2.7: server timeout 5 min */
 #define LMTP_MAX_ERRORS 20		/* bad commands in a row before 421 */
@@ -74,6 +74,11 @@ void lmtp_session_eof(struct lmtp_session *s);
  * the socket file, set while still root). Non-blocking, close-on-exec.
  * 0 or -errno, with a message in err. */
 int lmtp_listener_open(const struct vault_config *cfg, int *fd_out, char *err, size_t errlen);
+/* For --check-config: validates cfg->lmtp_listen as lmtp_listener_open would
+ * (syntax, port, address resolves; for a path: options, user/group exist, the
+ * directory exists, no non-socket file in the way) without binding. An empty
+ * lmtp_listen is valid (no LMTP). 0 or -errno with a message in err. */
+int lmtp_listen_check(const struct vault_config *cfg, char *err, size_t errlen);
 /* Forks the LMTP process (after the privilege drop); the caller keeps listen_fd open
  * only if it wants to restart the process later. 0 with *pid_out, or -errno. */
 int lmtp_start(int listen_fd, const struct vault_config *cfg, pid_t *pid_out);

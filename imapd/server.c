@@ -984,6 +984,10 @@ int server_check_config(const char *path, FILE *out)
 		fprintf(out, "%s: imaps_listen: %s\n", path, err);
 		bad++;
 	}
+	if (lmtp_listen_check(&cfg, err, sizeof(err)) < 0) {
+		fprintf(out, "%s: %s\n", path, err);
+		bad++;
+	}
 	if (cfg.imaps_listen[0] && cfg.tls_cert[0] == '\0') {
 		fprintf(out, "%s: imaps_listen is set but tls_cert is empty\n", path);
 		bad++;

@@ -330,6 +330,40 @@ class T:
         boxes = s.list("alice", PASS_A, self.tok1)
         check(len(boxes["INBOX"]["msgs"]) == len(self.msgs), "a refused message was stored")
 
+    def deliver_trace(self):
+        # --from/--rcpt: the trace fields LMTP adds (vault/trace.c, one copy for both),
+        # not counted against max_message_size: a 4 KiB message fits a 4K limit.
+        s = self.s
+        small = s.path("small.conf")
+        set_config(small, {"max_message_size": "4K", "hostname": "cli.example"})
+        head = b"Subject: traced\r\n\r\n"
+        body = head + b"t" * (4096 - len(head) - 2) + b"\r\n"
+        p = s.vault("deliver", "alice", "--from", "sender@example.org", "--rcpt",
+                    "alice+box@example.org", stdin=body, conf=small)
+        check(p.returncode == 0, "deliver --from/--rcpt of exactly 4K: exit %d %s" %
+              (p.returncode, err(p)))
+        p = s.vault("deliver", "alice", "--from", "", stdin=b"Subject: null sender\r\n\r\nx\r\n")
+        check(p.returncode == 0, "deliver --from '': exit %d %s" % (p.returncode, err(p)))
+        p = s.vault("deliver", "alice", "--from", "x" * 400, stdin=b"x")
+        check(p.returncode == 64, "over-long --from: exit %d" % p.returncode)
+        p = s.vault("stats", "--from", "a@b")
+        check(p.returncode == 2, "--from on stats: exit %d" % p.returncode)
+        inbox = s.list("alice", PASS_A, self.tok1)["INBOX"]["msgs"]
+        uids = sorted(set(inbox) - set(self.msgs))
+        check(len(uids) == 2, "new uids %r" % uids)
+        got = s.cat("alice", PASS_A, self.tok1, uids[0])
+        m = re.match(rb"Return-Path: <sender@example.org>\r\nDelivered-To: <alice\+box@example.org>\r\n"
+                     rb"Received: by cli.example \(sealmail\) with local\r\n\tfor <alice\+box@example.org>; "
+                     rb"[^\r\n]+\r\n", got)
+        check(m is not None, "trace fields: %r" % got[:300])
+        check(got[m.end():] == body, "traced body differs")
+        self.msgs[uids[0]] = got
+        got = s.cat("alice", PASS_A, self.tok1, uids[1])
+        check(got.startswith(b"Return-Path: <>\r\nDelivered-To: <alice>\r\n"), "null sender: %r" % got[:200])
+        check(got.endswith(b"\r\n\r\nSubject: null sender\r\n\r\nx\r\n") or
+              got.endswith(b"Subject: null sender\r\n\r\nx\r\n"), "null sender body: %r" % got)
+        self.msgs[uids[1]] = got
+
     def cat_errors(self):
         s = self.s
         p = s.vault("cat", "alice", "999", passlines=[s.login(PASS_A, self.tok1)])
@@ -591,7 +625,7 @@ def main():
     r = Runner("cli")
     order = ["help_texts", "init_and_config", "usage_errors", "no_passphrase_on_argv",
              "config_errors_name_the_line", "passphrase_policy", "no_passphrase_source",
-             "user_add", "token_otp", "terminal_prompts", "deliver_and_cat", "deliver_errors", "cat_errors",
+             "user_add", "token_otp", "terminal_prompts", "deliver_and_cat", "deliver_errors", "deliver_trace", "cat_errors",
              "replayed_otp_refused", "wrong_passphrase_refused", "second_token", "passwd",
              "token_remove_and_recover", "user_list_status", "rotate", "mkdir_flag",
              "verify_backup", "user_remove"]

@@ -192,6 +192,11 @@ class Server:
         lp = self.lmtp_pid()
         return [p for p in children(lp) if comm(p) == "imapd-lmtp-conn"] if lp else []
 
+    def committer_pid(self):
+        lp = self.lmtp_pid()
+        pids = [p for p in children(lp) if comm(p) == "imapd-lmtp-save"] if lp else []
+        return pids[0] if pids else None
+
     def stop(self):
         if getattr(self, "p", None) is None:
             return None
@@ -744,6 +749,279 @@ def t_vault_full(env):
         v.cleanup()
 
 
+def send_one(c, sender, rcpts, msg):
+    """One transaction on an open Conn; the final replies (code, text) per recipient."""
+    c.send(("MAIL FROM:<%s>\r\n" % sender + "".join("RCPT TO:<%s>\r\n" % r for r in rcpts)
+            + "DATA\r\n").encode())
+    codes = [c.reply() for _ in range(1 + len(rcpts) + 1)]
+    check(all(x[0] == 250 for x in codes[:-1]) and codes[-1][0] == 354, "envelope %r" % codes)
+    c.send(stuff(msg))
+    return [c.reply() for _ in rcpts]
+
+
+def inbox_over_imap(srv, user):
+    """{uid: stored bytes} of the user's INBOX, read over IMAP (one login, so one
+    Argon2id run, instead of one `vault cat` each). srv needs plaintext_loopback."""
+    import imaplib
+    c = imaplib.IMAP4("127.0.0.1", srv.imap_port)
+    c.login(user, srv.v.login(PASS[user], srv.v.tokens[user]))
+    typ, _ = c.select("INBOX", readonly=True)
+    check(typ == "OK", "SELECT INBOX")
+    typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    check(typ == "OK", "UID FETCH")
+    out = {}
+    for item in data:
+        if isinstance(item, tuple):
+            m = re.search(rb"UID (\d+)", item[0])
+            check(m is not None, "no UID in %r" % item[0])
+            out[int(m.group(1))] = item[1]
+    c.logout()
+    return out
+
+
+def stored_by_marker(srv, user, before=()):
+    """{first line: (uid, original message)} of the user's INBOX beyond `before`."""
+    out = {}
+    for uid, stored in sorted(inbox_over_imap(srv, user).items()):
+        if uid in before:
+            continue
+        _, body = split_trace(stored)
+        mark = body.split(b"\r\n")[0]
+        check(mark not in out, "%r stored twice (uids %d, %d)" % (mark, out.get(mark, (0,))[0], uid))
+        out[mark] = (uid, body)
+    return out
+
+
+def t_group_commit(env):
+    # 10 clients at once, alternating alice and bob, two recipients now and then: the
+    # committer must put several connections' deliveries into one transaction, every
+    # 250 must be stored byte-exact, and each connection's messages to one user get
+    # increasing UIDs in the order they were sent.
+    v, srv = env.v, env.srv
+    before = {u: v.inbox(u) for u in ("alice", "bob")}
+    sent = {}           # marker -> (thread, seq, rcpt users, message)
+    errors = []
+    lock = threading.Lock()
+
+    def client(t):
+        try:
+            c = Conn(srv)
+            c.expect("LHLO group%d.test" % t, 250)
+            for i in range(12):
+                mark = b"X-Mark: g-%d-%d" % (t, i)
+                msg = mark + b"\r\nSubject: group %d %d\r\n\r\n" % (t, i) + os.urandom(3000).hex().encode() + b"\r\n"
+                users = ["alice"] if (t + i) % 2 else ["bob"]
+                if i % 5 == 4:
+                    users = ["alice", "bob"]
+                res = send_one(c, "g%d@x" % t, users, msg)
+                check(all(r[0] == 250 for r in res), "group delivery %r" % res)
+                with lock:
+                    sent[mark] = (t, i, users, msg)
+            c.expect("QUIT", 221)
+            c.close()
+        except BaseException as e:      # reported below
+            errors.append(e)
+
+    ths = [threading.Thread(target=client, args=(t,)) for t in range(10)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    check(not errors, "client failed: %r" % errors[:1])
+    for user in ("alice", "bob"):
+        got = stored_by_marker(srv, user, before[user])
+        want = {m: x for m, x in sent.items() if user in x[2]}
+        check(set(got) == set(want), "%s: %d stored, %d acknowledged" % (user, len(got), len(want)))
+        last = {}
+        for mark, (t, i, _, msg) in sorted(want.items(), key=lambda kv: (kv[1][0], kv[1][1])):
+            uid, body = got[mark]
+            check(body == msg, "%s %r differs" % (user, mark))
+            check(uid > last.get(t, 0), "%s: thread %d's messages out of order" % (user, t))
+            last[t] = uid
+    sizes = [int(n) for n in re.findall(r"(\d+) deliveries in one transaction", srv.log_text())]
+    env.report["group sizes"] = (len(sizes), max(sizes) if sizes else 0)
+    print("  %d commits for %d deliveries, largest group %d" %
+          (len(sizes), sum(sizes), max(sizes) if sizes else 0), flush=True)
+    check(sizes and max(sizes) >= 2, "no transaction ever held more than one delivery")
+
+
+def t_size_exact(env):
+    # RFC 1870: SIZE is the client's message. The trace fields we prepend (and the CR
+    # we add to a bare LF) do not count, so a message of exactly SIZE bytes goes in.
+    v = env.v
+    limit = 4096
+    srv = Server(v, max_message_size=limit, plaintext_loopback="yes")
+    try:
+        c = Conn(srv)
+        t = c.expect("LHLO size.test", 250)
+        check("SIZE %d" % limit in t, "SIZE not advertised: %r" % t)
+        head = b"X-Mark: size-exact\r\nSubject: exactly SIZE\r\n\r\n"
+        exact = head + b"e" * (limit - len(head) - 2) + b"\r\n"
+        check(len(exact) == limit, "test message size")
+        before = v.inbox("alice")
+        c.expect("MAIL FROM:<s@x> SIZE=%d" % limit, 250)
+        c.expect("RCPT TO:<alice>", 250)
+        c.expect("DATA", 354)
+        c.send(stuff(exact))
+        r = c.reply()
+        check(r[0] == 250, "a message of exactly SIZE was refused: %r" % (r,))
+        # the same by BDAT, and with bare LFs (stored as CRLF: more bytes than sent)
+        lf = b"X-Mark: size-lf\nSubject: LF\n\n" + b"l" * 40 + b"\n"
+        lf = lf + b"m" * (limit - len(lf) - 1) + b"\n"
+        c.expect("MAIL FROM:<s@x>", 250)
+        c.expect("RCPT TO:<alice>", 250)
+        c.send(b"BDAT %d LAST\r\n" % len(lf) + lf)
+        r = c.reply()
+        check(r[0] == 250, "bare-LF message of exactly SIZE by BDAT: %r" % (r,))
+        # one byte more is refused
+        over = head + b"o" * (limit - len(head) - 1) + b"\r\n"
+        c.expect("MAIL FROM:<s@x> SIZE=%d" % len(over), 552)
+        c.expect("MAIL FROM:<s@x>", 250)
+        c.expect("RCPT TO:<alice>", 250)
+        c.expect("DATA", 354)
+        c.send(stuff(over))
+        r = c.reply()
+        check(r[0] == 552, "SIZE+1 accepted: %r" % (r,))
+        c.expect("QUIT", 221)
+        got = stored_by_marker(srv, "alice", before)
+        check(set(got) == {b"X-Mark: size-exact", b"X-Mark: size-lf"}, "stored %r" % list(got))
+        check(got[b"X-Mark: size-exact"][1] == exact, "exact message differs")
+        check(got[b"X-Mark: size-lf"][1] == lf.replace(b"\n", b"\r\n"), "LF message differs")
+    finally:
+        srv.stop()
+
+
+def t_check_config(env):
+    # --check-config validates lmtp_listen like the listener would, without binding.
+    srv = env.srv
+    conf = srv.v.path("check.conf")
+    good_sock = srv.v.path("check.sock")
+    cases = [("127.0.0.1:%d" % free_port(), True), ("127.0.0.1:99999", False),
+             ("127.0.0.1:http", False), ("nohostport", False),
+             ("no.such.host.invalid:24", False),
+             ("%s mode=0660" % good_sock, True), ("%s mode=9" % good_sock, False),
+             ("%s owner=root" % good_sock, False), ("/no/such/dir/lmtp.sock", False),
+             ("%s user=no-such-user-xyz" % good_sock, False),
+             ("%s" % srv.v.conf, False)]        # a regular file in the way
+    for spec, ok in cases:
+        shutil.copy(srv.conf, conf)
+        set_config(conf, {"lmtp_listen": spec})
+        p = subprocess.run([srv.v.imapd, "-c", conf, "--check-config"], capture_output=True,
+                           timeout=60)
+        out = (p.stdout + p.stderr).decode(errors="replace")
+        check((p.returncode == 0) == ok, "--check-config with lmtp_listen %r: exit %d %s" %
+              (spec, p.returncode, out))
+        if not ok:
+            check("lmtp_listen" in out, "no lmtp_listen in the message: %r" % out)
+    check(not os.path.exists(good_sock), "--check-config created the socket")
+
+
+def t_crash_group_commit(env):
+    # SIGKILL the committer (and connection processes) again and again while clients
+    # deliver, then SIGKILL the whole server: every acknowledged message must be
+    # stored byte-exact, nothing stored twice, nothing that was not sent, and
+    # `vault verify` passes. The LMTP process restarts a killed committer.
+    bins = env.bins
+    v = Vault(bins, "lmtp-crash", users=("alice", "bob"))
+    srv = None
+    try:
+        srv = Server(v)
+        attempted, acked = {}, set()
+        stop = threading.Event()
+        lock = threading.Lock()
+        kills = {"committer": 0, "conn": 0}
+
+        def client(t):
+            i = 0
+            c = None
+            while not stop.is_set():
+                try:
+                    if c is None:
+                        c = Conn(srv, timeout=20)
+                        if c.greeting[0] != 220:
+                            raise EOFError
+                        c.expect("LHLO crash.test", 250)
+                    i += 1
+                    mark = b"X-Mark: c-%d-%d" % (t, i)
+                    msg = mark + b"\r\n\r\n" + os.urandom(1000 + (i * 7919) % 90000).hex().encode() + b"\r\n"
+                    user = "alice" if (t + i) % 2 else "bob"
+                    with lock:
+                        attempted[mark] = (user, msg)
+                    res = send_one(c, "c@x", [user], msg)
+                    if res[0][0] == 250:
+                        with lock:
+                            acked.add(mark)
+                except (OSError, EOFError, AssertionError):
+                    if c is not None:
+                        c.close()
+                    c = None
+                    time.sleep(0.05)
+            if c is not None:
+                c.close()
+
+        ths = [threading.Thread(target=client, args=(t,)) for t in range(6)]
+        for th in ths:
+            th.start()
+        import random
+        rnd = random.Random(8)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            time.sleep(rnd.uniform(0.05, 0.5))
+            if rnd.random() < 0.75:
+                pid = srv.committer_pid()
+                key = "committer"
+            else:
+                pids = srv.conn_pids()
+                pid = rnd.choice(pids) if pids else None
+                key = "conn"
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    kills[key] += 1
+                except ProcessLookupError:
+                    pass
+        # the whole server at once, mid-load
+        tree = [srv.p.pid] + children(srv.p.pid)
+        for p in list(tree):
+            tree += children(p)
+        for p in tree:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        stop.set()
+        for th in ths:
+            th.join()
+        srv.p.wait()
+        srv.logf.close()
+        srv.p = None
+        srv = None
+        print("  %d attempted, %d acknowledged; %d committer and %d connection kills" %
+              (len(attempted), len(acked), kills["committer"], kills["conn"]), flush=True)
+        check(kills["committer"] >= 10, "too few committer kills")
+        check(len(acked) >= 20, "too few deliveries acknowledged (%d)" % len(acked))
+        p = v.vault("verify")
+        check(p.returncode == 0, "verify after kills: %s" % p.stderr.decode(errors="replace"))
+        srv = Server(v, plaintext_loopback="yes")
+        for user in ("alice", "bob"):
+            got = stored_by_marker(srv, user)
+            for mark, (uid, body) in got.items():
+                check(mark in attempted and attempted[mark][0] == user,
+                      "%s uid %d was never sent to %s" % (mark, uid, user))
+                check(body == attempted[mark][1], "%s uid %d is not byte-exact" % (mark, uid))
+            lost = [m for m in acked if attempted[m][0] == user and m not in got]
+            check(not lost, "%d acknowledged messages lost for %s, e.g. %r" %
+                  (len(lost), user, lost[:2]))
+        # and the store still takes mail
+        c = srv.lmtp_client()
+        check(c.sendmail("a@x", ["alice"], MSG) == {}, "delivery after the crashes")
+        c.quit()
+    finally:
+        if srv:
+            srv.stop()
+        v.cleanup()
+
+
 def main():
     if len(sys.argv) < 4:
         print("usage: test_lmtp.py IMAPD VAULT KEYMGR [NAME...]", file=sys.stderr)
@@ -755,11 +1033,12 @@ def main():
     v = Vault(bins)
     srv = None
     try:
-        srv = Server(v, max_message_size=max_size)
+        srv = Server(v, max_message_size=max_size, plaintext_loopback="yes")
         env = Env(bins, v, srv, max_size)
         tests = [t_greeting_and_lhlo, t_smtplib_single, t_recipients_one_unknown, t_address_forms,
                  t_pipelining, t_dot_stuffing, t_bdat, t_bare_lf, t_errors, t_disconnect_mid_data,
-                 t_over_size, t_big_message, t_swaks, t_unix_socket, t_vault_full]
+                 t_over_size, t_big_message, t_swaks, t_unix_socket, t_vault_full,
+                 t_group_commit, t_size_exact, t_check_config, t_crash_group_commit]
         for t in tests:
             name = t.__name__[2:]
             if filters and not any(f in name for f in filters):

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "vault-cli.h"
+#include "vault-trace.h"
 #include "cli-util.h"
 #include "vault.h"
 #include "vault-import.h"
@@ -32,11 +33,13 @@ struct ctx {
 	const char *mailbox;
 	const char *backup;
 	const char *maildir, *mbox;	/* import source */
+	const char *from, *rcpt;	/* deliver: envelope, for the trace fields */
 	int nargs;
 	char *args[MAX_ARGS];
 };
 
-enum { O_PASSFD = 1 << 0, O_MAILBOX = 1 << 1, O_BACKUP = 1 << 2, O_SOURCE = 1 << 3 };
+enum { O_PASSFD = 1 << 0, O_MAILBOX = 1 << 1, O_BACKUP = 1 << 2, O_SOURCE = 1 << 3,
+    O_TRACE = 1 << 4 };
 
 struct command {
 	const char *name;
@@ -95,13 +98,30 @@ static int cmd_deliver(struct ctx *c)
 
 	/* The process holds plaintext mail: no core dumps. */
 	crypto_harden_process();
+	if ((c->from && strlen(c->from) > 320) || (c->rcpt && strlen(c->rcpt) > 320)) {
+		cli_err("deliver: --from/--rcpt address too long (max 320 bytes)");
+		return EX_USAGE;
+	}
 	if ((r = cli_open_store(c->config, &cfg, &v)) < 0)
 		goto out;
 	if ((r = secret_new(65536, &buf)) < 0) {
 		cli_err("deliver to %s: out of memory", name);
 		goto out;
 	}
-	if ((r = vault_delivery_begin(v, name, time(NULL), &d)) < 0) {
+	if (c->from != NULL || c->rcpt != NULL) {
+		/* The trace fields LMTP adds, from the same code (vault/trace.c). */
+		struct vault_trace t;
+
+		memset(&t, 0, sizeof(t));
+		t.sender = c->from;
+		t.rcpt = c->rcpt ? c->rcpt : name;
+		t.host = cfg.hostname;
+		t.proto = "local";
+		t.now = time(NULL);
+		r = vault_trace_delivery_begin(v, name, &t, &d);
+	} else
+		r = vault_delivery_begin(v, name, time(NULL), &d);
+	if (r < 0) {
 		if (r == VAULT_ERR_NOUSER) {
 			cli_err("deliver: unknown user %s", name);
 			ret = EX_NOUSER;
@@ -782,18 +802,23 @@ static const struct command commands[] = {
 	  "Creates a new vault in DIR: DIR/sealmail.conf (every setting commented with its\n"
 	  "default), the LMDB store and a self-signed TLS certificate for localhost. Needs\n"
 	  "no -c.\n" },
-	{ "deliver", 1, 1, 0, cmd_deliver,
-	  "deliver NAME",
+	{ "deliver", 1, 1, O_TRACE, cmd_deliver,
+	  "deliver NAME [--from SENDER] [--rcpt ADDRESS]",
 	  "Local delivery agent: reads one message on standard input and stores it in\n"
 	  "NAME's INBOX, sealed to NAME's current key epoch (no user secret needed). The\n"
-	  "message is stored byte for byte as given. Exit status (sysexits, for the MTA):\n"
+	  "message is stored as given (bare LF line ends become CRLF).\n"
+	  "  --from SENDER    the envelope sender (\"\" for the null sender <>)\n"
+	  "  --rcpt ADDRESS   the envelope recipient (default: NAME)\n"
+	  "With either, the trace fields LMTP adds are prepended: Return-Path: <SENDER>\n"
+	  "(only with --from), Delivered-To: <ADDRESS> and a Received: line. They do not\n"
+	  "count against max_message_size. Exit status (sysexits, for the MTA):\n"
 	  "   0 (EX_OK)        stored and committed (fsync'd unless durable = no)\n"
 	  "  64 (EX_USAGE)     bad command line\n"
 	  "  65 (EX_DATAERR)   empty message, or over max_message_size: bounce\n"
 	  "  67 (EX_NOUSER)    no such user: bounce\n"
 	  "  75 (EX_TEMPFAIL)  anything else (config, I/O, store full): retry later\n"
 	  "Postfix: mailbox_command = /usr/bin/sealmail-vault -c /etc/sealmail/sealmail.conf\n"
-	  "deliver \"$USER\"\n" },
+	  "deliver \"$USER\" --from \"$SENDER\" --rcpt \"$ORIGINAL_RECIPIENT\"\n" },
 	{ "stats", 0, 0, 0, cmd_stats,
 	  "stats",
 	  "Prints counts of users, mailboxes, messages and records, and the LMDB map size\n"
@@ -882,7 +907,7 @@ static void print_main_help(FILE *f)
 	    "usage error;\n`deliver` uses sysexits codes instead (see `deliver --help`).\n");
 }
 
-enum { L_PASSFD = 256, L_MAILBOX, L_BACKUP, L_MAILDIR, L_MBOX };
+enum { L_PASSFD = 256, L_MAILBOX, L_BACKUP, L_MAILDIR, L_MBOX, L_FROM, L_RCPT };
 
 static const struct option long_opts[] = {
 	{ "config", required_argument, NULL, 'c' },
@@ -892,6 +917,8 @@ static const struct option long_opts[] = {
 	{ "backup", required_argument, NULL, L_BACKUP },
 	{ "maildir", required_argument, NULL, L_MAILDIR },
 	{ "mbox", required_argument, NULL, L_MBOX },
+	{ "from", required_argument, NULL, L_FROM },
+	{ "rcpt", required_argument, NULL, L_RCPT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -976,6 +1003,8 @@ int vault_cli_main(int argc, char **argv)
 		case L_BACKUP: c.backup = optarg; need = O_BACKUP; break;
 		case L_MAILDIR: c.maildir = optarg; need = O_SOURCE; break;
 		case L_MBOX: c.mbox = optarg; need = O_SOURCE; break;
+		case L_FROM: c.from = optarg; need = O_TRACE; break;
+		case L_RCPT: c.rcpt = optarg; need = O_TRACE; break;
 		default:
 			cli_getopt_error(argv, optind, optopt);
 			return usage_error(cmd);
