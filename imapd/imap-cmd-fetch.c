@@ -187,7 +187,7 @@ static int fetch_section(struct msrc *s, const struct imap_fetch_section *sec, u
 		r = vault_msg_read(s->t, c->u->k, s->mbox, s->uid, sec->origin, sec->length, &part);
 		if (r == 0)
 			r = out_section(c, sec->label, NULL, part->d, part->len, false);
-		sbuf_free(&part);
+		vault_sbuf_release(c->u->v, &part);
 		goto out;
 	}
 	if (sec->nparts == 0 && sec->spec == IMAP_SPEC_NONE) {
@@ -238,7 +238,7 @@ static int stream_more(struct imap_client *c, struct fetch_ctx *fc, struct vault
 		if (r == 0 && piece->len != n)
 			r = -EIO;
 		if (r < 0) {
-			sbuf_free(&piece);
+			vault_sbuf_release(c->u->v, &piece);
 			log_warn("session: message vanished during a FETCH: %s", vault_strerror(r));
 			c->fatal = true;
 			fc->sleft = 0;
@@ -246,7 +246,7 @@ static int stream_more(struct imap_client *c, struct fetch_ctx *fc, struct vault
 		}
 		start = c->out->len;
 		r = out_put(c, piece->d, piece->len);
-		sbuf_free(&piece);
+		vault_sbuf_release(c->u->v, &piece);
 		if (r < 0)
 			return r;
 		/* RFC 9051 4.3: no NUL in a plain literal (see out_section) */

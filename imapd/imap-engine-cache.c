@@ -18,12 +18,13 @@
 
 #define BLOB_MAGIC "SEC"
 #define BLOB_VERSION 1
-#define BLOBCACHE_MAX_SLOTS ((size_t)1 << 16)
+#define BLOBCACHE_MAX_SLOTS ((size_t)1 << 18)
 #define BLOBCACHE_FIRST ((size_t)256 << 10)	/* the arena starts here, grows to max */
 
 /* ---- in-session blob cache ------------------------------------------------------ */
 
-/* bytes = 0: no cache. One slot per 256 bytes of arena (a power of two, 64..64Ki).
+/* bytes = 0: no cache. One slot per 256 bytes of arena (a power of two, 64..256Ki;
+ * calloc'd, so untouched slots cost no memory).
  * bytes is the most the arena grows to: a secure allocation is dirty and locked in
  * full at once (sodium_malloc fills it), so it starts at BLOBCACHE_FIRST and
  * blobcache_put doubles it as it fills; a user with little mail does not pay the
@@ -125,7 +126,7 @@ void blobcache_put(struct blobcache *bc, uint32_t mbox, uint32_t uid, const uint
 void mcache_clear(struct mcache *mc)
 {
 	if (!mc->borrowed)
-		sbuf_free(&mc->blob);
+		vault_sbuf_release(mc->v, &mc->blob);
 	memset(mc, 0, sizeof(*mc));
 }
 
@@ -206,7 +207,7 @@ int msg_load(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32_t
 	if ((r = vault_msg_read(t, c->u->k, mbox, uid, 0, UINT64_MAX, &d)) < 0)
 		return r;
 	if (msg_out != NULL && (r = imap_msg_parse(d->d, d->len, NULL, msg_out)) < 0) {
-		sbuf_free(&d);
+		vault_sbuf_release(c->u->v, &d);
 		return r;
 	}
 	*data_out = d;
@@ -276,6 +277,7 @@ int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	out->v = c->u->v;
 	{
 		const uint8_t *p;
 		size_t len;
@@ -289,6 +291,7 @@ int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32
 			if (blob_parse(out) == 0)
 				return 0;
 			memset(out, 0, sizeof(*out));
+			out->v = c->u->v;
 		}
 	}
 	r = vault_msg_get_cache(t, c->u->k, mbox, uid, &out->blob);
@@ -298,7 +301,7 @@ int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32
 			return 0;
 		}
 		/* Unreadable (an older format): rebuild it. */
-		sbuf_free(&out->blob);
+		vault_sbuf_release(c->u->v, &out->blob);
 	} else if (r != -ENOENT) {
 		return r;
 	}
@@ -306,7 +309,7 @@ int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32
 		return r;
 	r = msg_cache_build(m, &out->blob);
 	imap_msg_free(&m);
-	sbuf_free(&data);
+	vault_sbuf_release(c->u->v, &data);
 	if (r < 0)
 		return r;
 	if ((r = blob_parse(out)) < 0) {

@@ -312,6 +312,7 @@ struct mcache {
 	const uint8_t *hdr;		/* the top-level header block, view into blob */
 	size_t hdrlen;
 	bool borrowed;			/* blob belongs to a pending_cache or is view */
+	struct vault *v;		/* where a blob from the vault goes back (pool) */
 	struct sbuf view;		/* blob from the session's blob cache */
 };
 struct pending_ent {

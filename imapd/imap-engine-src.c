@@ -24,7 +24,7 @@ void msrc_clear(struct msrc *s)
 {
 	imap_msg_free(&s->hm);
 	imap_msg_free(&s->pm);
-	sbuf_free(&s->data);
+	vault_sbuf_release(s->c != NULL ? s->c->u->v : NULL, &s->data);
 	mcache_clear(&s->mc);
 	s->have_mc = false;
 }

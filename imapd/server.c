@@ -419,27 +419,30 @@ static void raise_nofile(uint32_t max_connections)
 }
 
 /* Secrets live in mlock'd sodium_malloc memory; a session also locks the engine's
- * sealed-data cache (16 MiB). Debian's default RLIMIT_MEMLOCK (8 MiB) would make
- * those locks fail silently (libsodium ignores mlock errors), so raise it while
- * still root. Each child inherits it; it is per process. */
-#define MEMLOCK_WANT ((rlim_t)64 << 20)
-static void raise_memlock(void)
+ * summary cache (up to session_cache_size, grown as used). Debian's default
+ * RLIMIT_MEMLOCK (8 MiB) would make those locks fail silently (libsodium ignores
+ * mlock errors), so raise it while still root. Each child inherits it; it is per
+ * process. */
+#define MEMLOCK_BASE ((rlim_t)16 << 20)	/* keys, vault buffer pools */
+static void raise_memlock(uint64_t cache)
 {
+	/* the cache's arena doubles: old and new are both held while it grows */
+	rlim_t lim = MEMLOCK_BASE + (rlim_t)cache + (rlim_t)cache / 2;
 	struct rlimit rl;
 
-	struct rlimit want = { MEMLOCK_WANT, MEMLOCK_WANT };
+	struct rlimit want = { lim, lim };
 
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-	    rl.rlim_cur >= MEMLOCK_WANT)
+	    rl.rlim_cur >= lim)
 		return;
-	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > MEMLOCK_WANT)
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > lim)
 		want.rlim_max = rl.rlim_max;
 	/* Raising the hard limit needs CAP_SYS_RESOURCE; else take what it allows. */
 	if (setrlimit(RLIMIT_MEMLOCK, &want) < 0) {
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_MEMLOCK, &rl);
 	}
-	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < MEMLOCK_WANT)
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < lim)
 		log_warn("RLIMIT_MEMLOCK is %llu KiB: secrets beyond it are not locked in RAM",
 		    (unsigned long long)rl.rlim_cur / 1024);
 }
@@ -1080,7 +1083,7 @@ int server_run(const char *path)
 		return 1;
 	}
 	raise_nofile(M.cfg.max_connections);
-	raise_memlock();
+	raise_memlock(M.cfg.session_cache_size);
 	if (drop_root(M.cfg.run_user, err, sizeof(err)) < 0) {
 		fprintf(stderr, "sealmail-imapd: %s\n", err);
 		return 1;

@@ -105,7 +105,7 @@ void vault_config_defaults(struct vault_config *c)
 	c->map_size = UINT64_C(64) << 20;
 	c->map_max = UINT64_C(64) << 30;
 	c->max_message_size = UINT64_C(64) << 20;
-	c->session_cache_size = UINT64_C(16) << 20;
+	c->session_cache_size = UINT64_C(32) << 20;
 	c->max_connections = 10000;
 	c->max_user_connections = 20;
 	c->max_user_source_connections = 20;

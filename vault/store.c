@@ -516,6 +516,16 @@ void vault_sbuf_put(struct vault *v, struct sbuf **bp)
 	sbuf_free(&b);
 }
 
+void vault_sbuf_release(struct vault *v, struct sbuf **bp)
+{
+	struct sbuf *b = *bp;
+
+	if (b != NULL && v != NULL && b->secure && !b->borrowed && b->max == VAULT_SBUF_MAX)
+		vault_sbuf_put(v, bp);
+	else
+		sbuf_free(bp);
+}
+
 /* ---- transactions -------------------------------------------------------------- */
 int vault_txn_begin(struct vault *v, bool write, struct vault_txn **out)
 {

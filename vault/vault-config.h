@@ -25,7 +25,7 @@ struct vault_config {
 	uint64_t map_size;		/* initial LMDB map size, bytes */
 	uint64_t map_max;		/* growth cap, bytes */
 	uint64_t max_message_size;	/* APPENDLIMIT / LMTP SIZE, bytes */
-	uint64_t session_cache_size;	/* per-user session's locked cache, bytes; 0 = none */
+	uint64_t session_cache_size;	/* per-user session's locked cache bound, bytes; 0 = none */
 	uint32_t max_connections;	/* per server */
 	uint32_t max_user_connections;	/* per user */
 	uint32_t max_user_source_connections;	/* per user and source address */

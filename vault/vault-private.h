@@ -68,7 +68,7 @@ struct vault {
 	pthread_mutex_t pool_lock;
 	struct secret *pool[4];
 	int npool;
-	struct sbuf *spool[4];
+	struct sbuf *spool[8];
 	int nspool;
 };
 

@@ -332,6 +332,10 @@ int vault_msg_get_cache(struct vault_txn *t, const struct vault_keys *k, uint32_
     uint32_t uid, struct sbuf **out);		/* -ENOENT if none yet */
 int vault_msg_set_cache(struct vault_txn *t, const struct vault_keys *k, uint32_t mbox,
     uint32_t uid, const uint8_t *blob, size_t len);
+/* Gives back an sbuf from vault_msg_read / vault_msg_get_cache (sbuf_free works too):
+ * small ones return wiped to the vault's pool of secure buffers, so the next read
+ * costs no sodium_malloc (mmap, mprotect, mlock, munmap). NULLs *b; NULL is fine. */
+void vault_sbuf_release(struct vault *v, struct sbuf **b);
 /* Appends a message (APPEND): sealed to the current epoch, flags and date given. */
 int vault_msg_append(struct vault_txn *t, const struct vault_keys *k, uint32_t mbox,
     const uint8_t *msg, size_t len, const struct vault_msg_meta *meta, uint32_t *uid_out);
