@@ -5,172 +5,45 @@
 #include <strings.h>
 #include <time.h>
 #include "import.h"
+#include "mutf7.h"
 
 /* ---- UTF-8 -------------------------------------------------------------------------- */
 
 bool import_utf8_valid(const uint8_t *p, size_t n)
 {
-	size_t i = 0;
-
-	while (i < n) {
-		uint8_t c = p[i];
-		uint32_t cp;
-		size_t need;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i <= need)
-			return false;
-		for (size_t k = 1; k <= need; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += need + 1;
-	}
-	return true;
+	return mutf7_utf8_valid(p, n);
 }
 
-static int put_byte(char *out, size_t cap, size_t *o, char c)
+/* ---- Modified UTF-7 (RFC 3501 5.1.3): vault/mutf7.c ---------------------------------- */
+struct fixed_out {
+	char *p;
+	size_t cap, o;
+};
+
+static int put_fixed(void *arg, const void *p, size_t n)
 {
-	if (*o + 1 >= cap)	/* room for the NUL */
+	struct fixed_out *f = arg;
+
+	if (f->o + n >= f->cap)		/* room for the NUL */
 		return -E2BIG;
-	out[(*o)++] = c;
+	memcpy(f->p + f->o, p, n);
+	f->o += n;
 	return 0;
-}
-
-static int put_utf8(char *out, size_t cap, size_t *o, uint32_t cp)
-{
-	uint8_t b[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		b[0] = (uint8_t)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		b[0] = (uint8_t)(0xc0 | (cp >> 6));
-		b[1] = (uint8_t)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		b[0] = (uint8_t)(0xe0 | (cp >> 12));
-		b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		b[2] = (uint8_t)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		b[0] = (uint8_t)(0xf0 | (cp >> 18));
-		b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-		b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		b[3] = (uint8_t)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	if (*o + n >= cap)
-		return -E2BIG;
-	memcpy(out + *o, b, n);
-	*o += n;
-	return 0;
-}
-
-/* ---- Modified UTF-7 (RFC 3501 5.1.3) ------------------------------------------------ */
-
-/* Modified BASE64 (RFC 2152 with ',' for '/'). */
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
 }
 
 int import_mutf7_to_utf8(const char *in, size_t len, char *out, size_t cap)
 {
-	size_t i = 0, o = 0;
+	struct fixed_out f = { out, cap, 0 };
 	int r;
 
 	if (cap == 0)
 		return -E2BIG;
-	while (i < len) {
-		unsigned char c = (unsigned char)in[i];
-		uint32_t bits = 0, high = 0;
-		unsigned nbits = 0, units = 0;
-
-		/* RFC 3501 5.1.3: printable US-ASCII other than '&' represents itself. */
-		if (c < 0x20 || c > 0x7e)
-			return -EPROTO;
-		if (c != '&') {
-			if ((r = put_byte(out, cap, &o, (char)c)) < 0)
-				return r;
-			i++;
-			continue;
-		}
-		i++;
-		if (i < len && in[i] == '-') {		/* "&-" is '&' */
-			if ((r = put_byte(out, cap, &o, '&')) < 0)
-				return r;
-			i++;
-			continue;
-		}
-		while (i < len && in[i] != '-') {
-			int v = b64_value((unsigned char)in[i]);
-			uint32_t u;
-
-			if (v < 0)
-				return -EPROTO;
-			bits = (bits << 6) | (uint32_t)v;
-			nbits += 6;
-			i++;
-			if (nbits < 16)
-				continue;
-			nbits -= 16;
-			u = (bits >> nbits) & 0xffff;
-			bits &= (1u << nbits) - 1;
-			units++;
-			if (high != 0) {
-				if (u < 0xdc00 || u > 0xdfff)
-					return -EPROTO;
-				u = 0x10000 + ((high - 0xd800) << 10) + (u - 0xdc00);
-				high = 0;
-			} else if (u >= 0xd800 && u <= 0xdbff) {
-				high = u;
-				continue;
-			} else if (u >= 0xdc00 && u <= 0xdfff) {
-				return -EPROTO;
-			} else if (u < 0x80) {
-				/* Printable ASCII must be direct; controls are no mailbox name. */
-				return -EPROTO;
-			}
-			if ((r = put_utf8(out, cap, &o, u)) < 0)
-				return r;
-		}
-		/* Closed by '-', whole units only, pad bits zero, no lone high surrogate. */
-		if (i == len || units == 0 || high != 0 || nbits >= 6 || bits != 0)
-			return -EPROTO;
-		i++;
-	}
-	out[o] = '\0';
+	/* Folder names on disk: back-to-back runs are tolerated (other encoders made
+	 * them), no encoded character below U+0080 at all. */
+	if ((r = mutf7_decode(in, len, MUTF7_ADJACENT_RUNS | MUTF7_NO_ASCII, put_fixed, &f,
+	    NULL)) < 0)
+		return r;
+	out[f.o] = '\0';
 	return 0;
 }
 

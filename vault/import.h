@@ -16,8 +16,8 @@
  * US-ASCII outside base64 runs, "&-" for '&', base64 runs of whole UTF-16 code units
  * with zero pad bits, valid surrogate pairs, no run that encodes printable ASCII, every
  * run closed by '-'. out gets a NUL-terminated string (cap bytes, NUL included).
- * (imapd/imap-args.h has the IMAP server's decoder; vault/ cannot link imapd/, so this
- * is a second small one.) -EPROTO invalid, -E2BIG out too small. */
+ * Back-to-back runs are accepted; no unit below U+0080 may be encoded. (The decoder
+ * is vault/mutf7.c, which imapd uses too.) -EPROTO invalid, -E2BIG out too small. */
 int import_mutf7_to_utf8(const char *in, size_t len, char *out, size_t cap);
 /* A folder name component as Dovecot stores it on disk: modified UTF-7, or (Dovecot's
  * UTF-8 mailbox_list option) UTF-8 with no '&', taken as is when it is valid UTF-8. */
