@@ -150,10 +150,18 @@ int imap_msg_searcher_new(const char *needle, size_t n, struct imap_msg_searcher
 /* Scratch that grew past this for one big message is given back afterwards. */
 #define SCRATCH_KEEP ((size_t)1 << 20)
 
+/* Scratch holds decrypted mail text: wiped before its memory goes back. */
+static void scratch_release(struct imap_mbuf *b)
+{
+	if (b->d != NULL)
+		explicit_bzero(b->d, b->cap);
+	imap_mbuf_release(b);
+}
+
 static void scratch_trim(struct imap_mbuf *b)
 {
 	if (b->cap > SCRATCH_KEEP)
-		imap_mbuf_release(b);
+		scratch_release(b);
 	imap_mbuf_reset(b);
 }
 
@@ -163,10 +171,10 @@ void imap_msg_searcher_free(struct imap_msg_searcher **sp)
 
 	if (s == NULL)
 		return;
-	imap_mbuf_release(&s->needle);
-	imap_mbuf_release(&s->a);
-	imap_mbuf_release(&s->b);
-	imap_mbuf_release(&s->raw);
+	scratch_release(&s->needle);
+	scratch_release(&s->a);
+	scratch_release(&s->b);
+	scratch_release(&s->raw);
 	free(s);
 	*sp = NULL;
 }

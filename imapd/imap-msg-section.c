@@ -294,6 +294,8 @@ int imap_msg_binary_size(const struct imap_msg *m, const uint32_t *path, size_t 
 		imap_mbuf_init(&b, 0);
 		r = imap_msg_binary(m, path, depth, &b);
 		*size_out = b.len;
+		if (b.d != NULL)
+			explicit_bzero(b.d, b.cap);	/* decoded mail text */
 		imap_mbuf_release(&b);
 		return r;
 	}
