@@ -269,6 +269,11 @@ class T:
                 st = lf.status("alice")
                 check(st["current"] == (1 if day < 90 else 2),
                       "day %d: alice's current epoch %d" % (day, st["current"]))
+                # the epoch's age, against the clock the daemon rotated by
+                age = {89: "89 days", 90: "0 seconds", 91: "24 hours"}[day]
+                check(re.search(r"current epoch:\s+\d+ \(created \d{4}-\d\d-\d\d \d\d:\d\d "
+                                r"UTC, %s ago\)" % age, st["text"]) is not None,
+                      "day %d: alice's epoch age (want %s): %s" % (day, age, st["text"]))
         days_secs = time.monotonic() - t_start
         # rotations on days 90, 180, 270, 360 (the epoch created on day 0)
         check(rotation_days == [90, 180, 270, 360], "rotation days %s" % rotation_days)
