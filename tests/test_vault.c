@@ -1057,6 +1057,93 @@ TEST(deliver_uid_race_reseal)
 	world_free(&w);
 }
 
+/* Group commit of handed-over deliveries (the LMTP committer's path): export, import,
+ * one transaction; UIDs in array order; every one byte-exact (two re-seal because all
+ * were sealed for the same speculative UID; one is spilled past the 4 MiB memory
+ * buffer); a malformed record or a short file is -EPROTO and frees its fd. */
+TEST(deliver_export_import_group)
+{
+	struct world w;
+	struct vault_keys *k = NULL;
+	struct vault_delivery *d = NULL, *ds[3] = { NULL, NULL, NULL };
+	size_t sizes[3] = { 5000, 200000, 5u << 20 };
+	uint8_t *m[3], wire[VAULT_DELIVERY_WIRE_BYTES], bad[VAULT_DELIVERY_WIRE_BYTES];
+	uint32_t uids[3];
+	int errs[3], fd = -1, fd2 = -1;
+	struct sbuf *b = NULL;
+
+	world_init(&w, "alice");
+	for (int i = 0; i < 3; i++) {
+		m[i] = pattern(sizes[i], (uint8_t)(10 + i));
+		ASSERT_INT_EQ(vault_delivery_begin(w.v, "alice", time(NULL), &d), 0);
+		ASSERT_INT_EQ(vault_delivery_write(d, m[i], sizes[i]), 0);
+		ASSERT_INT_EQ(vault_delivery_export(&d, wire, sizeof(wire), &fd), 0);
+		ASSERT_TRUE(d == NULL && fd >= 0);
+		if (i == 0) {
+			/* malformed: padded/nchunks disagree; then a file too short */
+			memcpy(bad, wire, sizeof(bad));
+			bad[35] ^= 0x01;
+			ASSERT_TRUE((fd2 = dup(fd)) >= 0);
+			ASSERT_INT_EQ(vault_delivery_import(w.v, bad, sizeof(bad), fd2, &d), -EPROTO);
+			ASSERT_TRUE(d == NULL && fcntl(fd2, F_GETFD) < 0);	/* taken */
+			ASSERT_TRUE((fd2 = memfd_create("short", 0)) >= 0);
+			ASSERT_INT_EQ(vault_delivery_import(w.v, wire, sizeof(wire), fd2, &d), -EPROTO);
+		}
+		ASSERT_INT_EQ(vault_delivery_import(w.v, wire, sizeof(wire), fd, &ds[i]), 0);
+		fd = -1;
+	}
+	ASSERT_INT_EQ(vault_delivery_commit_group(ds, 3, uids, errs), 0);
+	for (int i = 0; i < 3; i++) {
+		ASSERT_INT_EQ(errs[i], 0);
+		ASSERT_INT_EQ(uids[i], (uint32_t)(i + 1));
+		ASSERT_TRUE(ds[i] == NULL);
+	}
+	ASSERT_INT_EQ(login(w.v, "alice", &w.tok, PASS, &k), 0);
+	for (int i = 0; i < 3; i++) {
+		ASSERT_INT_EQ(read_msg(w.v, k, VAULT_INBOX_ID, uids[i], 0, UINT64_MAX, &b), 0);
+		ASSERT_INT_EQ(b->len, sizes[i]);
+		ASSERT_MEM_EQ(b->d, m[i], sizes[i]);
+		sbuf_free(&b);
+		free(m[i]);
+	}
+	ASSERT_INT_EQ(vault_verify(w.v, NULL, NULL), 0);
+	vault_keys_free(&k);
+	world_free(&w);
+}
+
+/* Trace bytes do not count against max_message_size; they must come first and are
+ * bounded. */
+TEST(deliver_trace_not_counted)
+{
+	struct world w;
+	struct vault_delivery *d = NULL;
+	uint8_t *m, tr[VAULT_TRACE_MAX + 1];
+	uint32_t uid;
+
+	world_init(&w, "alice");
+	m = pattern(8192, 7);
+	memset(tr, 'T', sizeof(tr));
+	ASSERT_INT_EQ(vault_delivery_begin(w.v, "alice", time(NULL), &d), 0);
+	ASSERT_INT_EQ(vault_delivery_write_trace(d, tr, sizeof(tr)), -E2BIG);
+	ASSERT_INT_EQ(vault_delivery_write_trace(d, tr, 100), 0);
+	ASSERT_INT_EQ(vault_delivery_write_mail(d, m, 10), 0);
+	ASSERT_INT_EQ(vault_delivery_write_trace(d, tr, 1), -EINVAL);
+	vault_delivery_abort(&d);
+	vault_close(&w.v);
+	w.cfg.max_message_size = 8192;
+	ASSERT_INT_EQ(world_open(&w), 0);
+	ASSERT_INT_EQ(vault_delivery_begin(w.v, "alice", time(NULL), &d), 0);
+	ASSERT_INT_EQ(vault_delivery_write_trace(d, tr, 2000), 0);
+	ASSERT_INT_EQ(vault_delivery_write_mail(d, m, 8192), 0);
+	ASSERT_INT_EQ(vault_delivery_commit(&d, &uid), 0);
+	ASSERT_INT_EQ(vault_delivery_begin(w.v, "alice", time(NULL), &d), 0);
+	ASSERT_INT_EQ(vault_delivery_write_mail(d, m, 8192), 0);
+	ASSERT_INT_EQ(vault_delivery_write_mail(d, m, 1), -E2BIG);
+	vault_delivery_abort(&d);
+	free(m);
+	world_free(&w);
+}
+
 static int vanished_cb(uint32_t uid, void *arg)
 {
 	struct collect *c = arg;
