@@ -143,7 +143,10 @@ int cmd_append(struct imap_client *c, struct imap_cmd *cmd)
 		if ((r = vault_txn_begin(c->u->v, true, &t)) < 0)
 			break;
 		if ((r = do_append(c, t, &ac)) < 0) {
+			/* -EAGAIN: the map filled up mid-txn; the abort grew it: replay. */
 			vault_txn_abort(&t);
+			if (r == -EAGAIN && !ac.nombox)
+				continue;
 			break;
 		}
 		if ((r = vault_txn_commit(&t)) != -EAGAIN)

@@ -314,7 +314,9 @@ static int write_txn(struct imap_client *c, int (*fn)(struct imap_client *, stru
 		if ((r = vault_txn_begin(c->u->v, true, &t)) < 0)
 			return r;
 		if ((r = fn(c, t, arg)) < 0) {
-			vault_txn_abort(&t);
+			vault_txn_abort(&t);	/* grows the map if it filled up */
+			if (r == -EAGAIN)
+				continue;
 			return r;
 		}
 		r = vault_txn_commit(&t);

@@ -877,14 +877,23 @@ def t_prelogin_lifetime(srv):
 
 
 def t_max_connections(srv):
-    conns = [Raw(srv.imap_port, tls=False) for _ in range(4)]
-    r = socket.create_connection(("127.0.0.1", srv.imap_port), 5)
-    r.settimeout(5)
-    data = r.recv(200)
+    # This group's prelogin_timeout is 2 s: on a loaded machine one of the four held
+    # connections can time out before the fifth is accepted, which frees its slot.
+    # Only an attempt that opened all five within 1.5 s counts; up to 5 attempts.
+    for attempt in range(5):
+        t0 = time.time()
+        conns = [Raw(srv.imap_port, tls=False) for _ in range(4)]
+        r = socket.create_connection(("127.0.0.1", srv.imap_port), 5)
+        r.settimeout(5)
+        data = r.recv(200)
+        fast = time.time() - t0 < 1.5
+        r.close()
+        for c in conns:
+            c.close()
+        if data.startswith(b"* BYE Too many connections") or fast:
+            break
+        time.sleep(2.5)     # the held ones time out; slots free again
     check(data.startswith(b"* BYE Too many connections"), "5th connection got %r" % data)
-    r.close()
-    for c in conns:
-        c.close()
     check("max_connections" in srv.log_text(), "refusal not logged")
 
 

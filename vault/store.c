@@ -433,6 +433,11 @@ int vault_open(const struct vault_config *cfg, struct vault **out)
 	}
 	if (mdb_env_info(v->env, &info) == 0 && info.me_mapsize > v->map_size)
 		v->map_size = info.me_mapsize;
+	{
+		MDB_stat st;
+
+		v->psize = mdb_env_stat(v->env, &st) == 0 ? st.ms_psize : 4096;
+	}
 	*out = v;
 	v = NULL;
 	r = 0;
@@ -527,12 +532,27 @@ void vault_sbuf_release(struct vault *v, struct sbuf **bp)
 }
 
 /* ---- transactions -------------------------------------------------------------- */
+/* Grow before a write txn when the last commit left the map three quarters full.
+ * MAP_FULL in the middle of a txn still works (sticky -EAGAIN, abort, grow, retry),
+ * but not every caller can replay its txn, and a replay repeats the sealing work:
+ * growing a little early makes that path rare. */
+static bool map_nearly_full(struct vault *v)
+{
+	MDB_envinfo info;
+
+	if (v->map_size >= v->cfg.map_max || mdb_env_info(v->env, &info) != 0)
+		return false;
+	return (uint64_t)(info.me_last_pgno + 1) * v->psize > v->map_size / 4 * 3;
+}
+
 int vault_txn_begin(struct vault *v, bool write, struct vault_txn **out)
 {
 	struct vault_txn *t;
 	int rc, tries;
 
 	*out = NULL;
+	if (write && !v->grow_pending && v->active_txns == 0 && map_nearly_full(v))
+		v->grow_pending = true;
 	if (v->grow_pending && v->active_txns == 0) {
 		int r = store_grow(v);
 

@@ -62,6 +62,7 @@ struct vault {
 	uint64_t map_size;		/* current map size of this process's env */
 	int active_txns;		/* map can be resized only when 0 */
 	bool grow_pending;		/* MAP_FULL seen while other txns were open */
+	unsigned int psize;		/* LMDB page size (for the map-use check) */
 	char tmp_dir[4200];		/* data_dir/tmp: ciphertext spill files */
 	/* Secure 64 KiB buffers reused across operations: sodium_malloc/free cost an
 	 * mmap, mprotect, mlock and munmap (a TLB shootdown) each. */
