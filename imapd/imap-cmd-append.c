@@ -178,6 +178,7 @@ int cmd_append(struct imap_client *c, struct imap_cmd *cmd)
 		r = out_uid_ranges(c, ac.uids, a->nmsgs);
 	if (r == 0)
 		r = out_str(c, "] Append completed\r\n");
+	cmd_done(c, cmd, MR_OK);
 out:
 	for (size_t i = 0; ac.blobs != NULL && i < a->nmsgs; i++)
 		sbuf_free(&ac.blobs[i]);

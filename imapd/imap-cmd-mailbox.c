@@ -268,7 +268,9 @@ int cmd_close(struct imap_client *c, struct imap_cmd *cmd)
 		log_warn("session: CLOSE expunge failed: %s", vault_strerror(r));
 	}
 	view_close(c);
-	return out_printf(c, "%s OK %s completed\r\n", cmd->tag, cmd->name);
+	r = out_printf(c, "%s OK %s completed\r\n", cmd->tag, cmd->name);
+	cmd_done(c, cmd, MR_OK);
+	return r;
 }
 
 /* ---- CREATE / DELETE / RENAME / SUBSCRIBE --------------------------------------------- */

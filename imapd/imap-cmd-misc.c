@@ -111,6 +111,7 @@ int cmd_logout(struct imap_client *c, struct imap_cmd *cmd)
 		return r;
 	/* No untagged updates after BYE. */
 	r = out_printf(c, "%s OK Logout completed\r\n", cmd->tag);
+	cmd_done(c, cmd, MR_OK);
 	c->closing = true;
 	return r;
 }
@@ -239,6 +240,7 @@ int cmd_idle(struct imap_client *c, struct imap_cmd *cmd)
 	if ((c->idle_tag = strdup(cmd->tag)) == NULL)
 		return -ENOMEM;
 	c->idling = true;
+	metrics_idle(1);
 	c->idle_ka = time(NULL) + IDLE_KEEPALIVE_SECS;
 	return out_str(c, "+ idling\r\n");
 }

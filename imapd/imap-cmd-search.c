@@ -363,6 +363,7 @@ static int search_finish(struct imap_client *c, struct search_ctx *sc)
 			c->saved_valid = true, c->nsaved = 0;	/* RFC 5182 2.1 */
 		return cmd_vault_err(c, cmd, sc->err);
 	}
+	c->cmd_msgs += sc->n;	/* audit log: matches */
 	if (esearch && !s->return_given)
 		ret = IMAP_SEARCH_RET_ALL;	/* RFC 9051: no RETURN means ALL */
 	if (s->return_given && ret == 0)

@@ -235,6 +235,7 @@ int cmd_store(struct imap_client *c, struct imap_cmd *cmd)
 			r = out_uid_ranges(c, mod, nmod);
 		if (r == 0)
 			r = out_str(c, "] Conditional STORE failed\r\n");
+		cmd_done(c, cmd, MR_OK);
 		goto out;
 	}
 	if (gone)
@@ -302,6 +303,7 @@ int engine_expunge(struct imap_client *c, const uint32_t *uids, size_t nuids, bo
 		goto fail;
 	for (size_t i = 0; i < ngone; i++)
 		mbox_state_expunged(st, gone[i], c);
+	c->cmd_expunged += ngone;	/* audit log, mass_expunge */
 	if (mb.highestmodseq > st->hms)
 		st->hms = mb.highestmodseq;
 	st->uidnext = mb.uidnext > st->uidnext ? mb.uidnext : st->uidnext;
@@ -464,6 +466,7 @@ int cmd_copy(struct imap_client *c, struct imap_cmd *cmd)
 			r = cmd_ok(c, cmd, "Move completed");
 	} else if (r == 0) {
 		r = out_str(c, "] Copy completed\r\n");
+		cmd_done(c, cmd, MR_OK);
 	}
 	goto out;
 fail:

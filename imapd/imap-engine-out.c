@@ -140,6 +140,11 @@ static void buf_consumed(struct sbuf *b)
 	}
 }
 
+uint64_t out_produced(const struct imap_client *c)
+{
+	return c->out_consumed + (c->out->len - c->out->off);
+}
+
 static int write_buf(struct imap_client *c, struct sbuf *b)
 {
 	while (b->off < b->len) {
@@ -153,6 +158,8 @@ static int write_buf(struct imap_client *c, struct sbuf *b)
 			return -errno;
 		}
 		b->off += (size_t)w;
+		if (b == c->out)
+			c->out_consumed += (size_t)w;
 	}
 	buf_consumed(b);
 	return 0;
@@ -168,6 +175,7 @@ static int deflate_pending(struct imap_client *c)
 
 	if (o->off == o->len)
 		return 0;
+	c->out_consumed += o->len - o->off;
 	c->zout.next_in = o->d + o->off;
 	c->zout.avail_in = (uInt)(o->len - o->off);
 	for (;;) {

@@ -31,6 +31,7 @@
 #include "imap-args.h"
 #include "imap-msg.h"
 #include "sbuf.h"
+#include "events.h"
 #include "vault.h"
 
 /* Output is generated until this many bytes are pending, then resumable commands
@@ -158,6 +159,11 @@ struct imap_client {
 	bool saved_valid;
 	/* APPEND / MULTIAPPEND refusing big literals */
 	bool toobig_sent;
+	/* audit log and metrics (events.h): the running command's start, the clear
+	 * output bytes produced before it, messages it addressed and expunged */
+	struct audit_ctx actx;
+	uint64_t conn_start_us, cmd_start_us, cmd_mark, out_consumed, ncmds;
+	uint64_t cmd_msgs, cmd_expunged;
 };
 
 /* Decrypted cache blobs kept in the session (one secure arena, written as a ring;
@@ -194,6 +200,12 @@ struct imap_user {
 
 /* ---- output (imap-engine-out.c) --------------------------------------------- */
 int out_put(struct imap_client *c, const void *p, size_t n);
+/* Clear output bytes produced so far on this connection (written or queued). */
+uint64_t out_produced(const struct imap_client *c);
+/* A tagged response was queued for cmd: the audit line, the metrics and the
+ * mass_expunge check (cmd_ok/cmd_no/cmd_bad call it; handlers that write their own
+ * tagged line call it once after). */
+void cmd_done(struct imap_client *c, const struct imap_cmd *cmd, enum metrics_result res);
 int out_str(struct imap_client *c, const char *s);
 int out_printf(struct imap_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -101,6 +101,7 @@ done:
 	}
 	*idx_out = idx;
 	*n_out = n;
+	c->cmd_msgs += n;	/* the audit log's "messages" (the set the command addresses) */
 	return 0;
 }
 

@@ -11,6 +11,15 @@
 #include <unistd.h>
 #include "imap-engine-private.h"
 #include "log.h"
+#include "metrics.h"
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 /* Commands processed per imap_client_handle call before giving the other
  * connections of the process a turn. */
@@ -155,6 +164,13 @@ int imap_client_new(struct imap_user *u, const struct imap_client_params *p,
 	c->state = CS_AUTH;
 	c->id = ++u->next_client_id;
 	snprintf(c->peer, sizeof(c->peer), "%s", p->peer != NULL ? p->peer : "");
+	audit_ctx_init(&c->actx, c->peer);
+	if (p->session_id != NULL && p->session_id[0] != '\0')
+		snprintf(c->actx.sid, sizeof(c->actx.sid), "%s", p->session_id);
+	snprintf(c->actx.user, sizeof(c->actx.user), "%s", p->user ? p->user : "");
+	snprintf(c->actx.tls_info, sizeof(c->actx.tls_info), "%s",
+	    p->tls_info ? p->tls_info : "");
+	c->conn_start_us = mono_us();
 	c->incap = IN_CHUNK > p->npending ? IN_CHUNK : p->npending;
 	if ((c->in = malloc(c->incap)) == NULL) {
 		r = -ENOMEM;
@@ -234,6 +250,20 @@ void imap_client_free(struct imap_client **cp)
 	if (cp == NULL || (c = *cp) == NULL)
 		return;
 	*cp = NULL;
+	if (c->idling)
+		metrics_idle(-1);
+	if (audit_enabled()) {
+		struct audit_rec ar;
+
+		audit_begin(&ar, "logout");
+		audit_ctx_fields(&ar, &c->actx);
+		audit_str(&ar, "reason", c->eof ? "eof" : c->fatal ? "error" :
+		    c->closing ? "bye" : "closed");
+		audit_u64(&ar, "commands", c->ncmds);
+		audit_u64(&ar, "bytes_out", out_produced(c));
+		audit_u64(&ar, "duration_ms", (mono_us() - c->conn_start_us) / 1000);
+		(void)audit_emit(&ar);
+	}
 	client_end_command(c);
 	view_close(c);
 	if (c->prev != NULL)
@@ -297,6 +327,74 @@ bool cmd_allows_expunge(const struct imap_cmd *cmd)
 static int tagged(struct imap_client *c, const struct imap_cmd *cmd, const char *what,
     const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
+/* Which argument names a mailbox, per verb (-1: none); RENAME's second too. */
+static int mbox_arg(const char *verb, bool *second)
+{
+	static const char *const first[] = { "SELECT", "EXAMINE", "CREATE", "DELETE",
+		"RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "STATUS", "APPEND" };
+
+	*second = strcmp(verb, "RENAME") == 0;
+	for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++)
+		if (strcmp(verb, first[i]) == 0)
+			return 0;
+	if (strcmp(verb, "COPY") == 0 || strcmp(verb, "MOVE") == 0 ||
+	    strcmp(verb, "UID COPY") == 0 || strcmp(verb, "UID MOVE") == 0)
+		return 1;
+	return -1;
+}
+
+static void audit_mbox_arg(struct audit_rec *r, const char *key, const struct imap_arg *a)
+{
+	if (a->type != IMAP_ARG_LIST && a->str != NULL)
+		audit_mbox_field(r, key, a->str, a->len);
+}
+
+/* One tagged response to a command: the audit line (docs/audit.md "command"), the
+ * metrics, and the mass_expunge check. Never the arguments themselves. */
+void cmd_done(struct imap_client *c, const struct imap_cmd *cmd, enum metrics_result res)
+{
+	static const char *const rname[] = { "OK", "NO", "BAD" };
+	uint64_t us = mono_us() - c->cmd_start_us, gone = c->cmd_expunged, day = 0;
+	const char *verb = cmd->name != NULL ? cmd->name : "";
+	struct audit_rec ar;
+	bool second;
+	int ai;
+
+	c->ncmds++;
+	metrics_command(verb, res, us);
+	if (gone > 0)
+		day = metrics_expunged(c->u->user_id, gone, time(NULL));
+	c->cmd_expunged = 0;
+	if (!audit_enabled())
+		return;
+	audit_begin(&ar, "command");
+	audit_ctx_fields(&ar, &c->actx);
+	audit_str(&ar, "verb", verb);
+	audit_str(&ar, "tag", cmd->tag);
+	audit_str(&ar, "result", rname[res]);
+	audit_u64(&ar, "messages", c->cmd_msgs > gone ? c->cmd_msgs : gone);
+	if (gone > 0)
+		audit_u64(&ar, "expunged", gone);
+	audit_u64(&ar, "bytes_in", cmd->literal_bytes);
+	audit_u64(&ar, "bytes_out", out_produced(c) - c->cmd_mark);
+	audit_u64(&ar, "duration_ms", us / 1000);
+	if ((ai = mbox_arg(verb, &second)) >= 0 && (size_t)ai < cmd->nargs) {
+		audit_mbox_arg(&ar, "mailbox", &cmd->args[ai]);
+		if (second && cmd->nargs > 1)
+			audit_mbox_arg(&ar, "mailbox_new", &cmd->args[1]);
+	}
+	(void)audit_emit(&ar);
+	if (c->u->cfg->audit_mass_expunge > 0 && day > c->u->cfg->audit_mass_expunge &&
+	    day - gone <= c->u->cfg->audit_mass_expunge) {
+		/* Crossed the threshold with this command: once per crossing. */
+		audit_begin(&ar, "mass_expunge");
+		audit_ctx_fields(&ar, &c->actx);
+		audit_u64(&ar, "expunged_24h", day);
+		audit_u64(&ar, "threshold", c->u->cfg->audit_mass_expunge);
+		(void)audit_emit(&ar);
+	}
+}
+
 static int tagged(struct imap_client *c, const struct imap_cmd *cmd, const char *what,
     const char *fmt, va_list ap)
 {
@@ -306,7 +404,10 @@ static int tagged(struct imap_client *c, const struct imap_cmd *cmd, const char 
 	if (c->view != NULL && (r = view_sync(c, cmd_allows_expunge(cmd))) < 0)
 		return r;
 	vsnprintf(text, sizeof(text), fmt, ap);
-	return out_printf(c, "%s %s %s\r\n", cmd != NULL ? cmd->tag : "*", what, text);
+	r = out_printf(c, "%s %s %s\r\n", cmd != NULL ? cmd->tag : "*", what, text);
+	if (cmd != NULL)
+		cmd_done(c, cmd, what[0] == 'O' ? MR_OK : MR_NO);
+	return r;
 }
 
 int cmd_ok(struct imap_client *c, const struct imap_cmd *cmd, const char *fmt, ...)
@@ -337,10 +438,15 @@ int cmd_bad(struct imap_client *c, const struct imap_cmd *cmd, const char *fmt, 
 	va_list ap;
 
 	/* No sync for BAD: the command did nothing (RFC 9051 7.1.5). */
+	int r;
+
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	return out_printf(c, "%s BAD %s\r\n", cmd != NULL ? cmd->tag : "*", text);
+	r = out_printf(c, "%s BAD %s\r\n", cmd != NULL ? cmd->tag : "*", text);
+	if (cmd != NULL)
+		cmd_done(c, cmd, MR_BAD);
+	return r;
 }
 
 int cmd_vault_err(struct imap_client *c, const struct imap_cmd *cmd, int err)
@@ -429,6 +535,10 @@ static int dispatch(struct imap_client *c, struct imap_cmd *cmd)
 			break;
 		}
 	c->cmd = cmd;
+	c->cmd_start_us = mono_us();
+	c->cmd_mark = out_produced(c);
+	c->cmd_msgs = 0;
+	c->cmd_expunged = 0;
 	if (d == NULL)
 		return cmd_bad(c, cmd, "Unknown command");
 	if (d->fn == NULL)
@@ -441,6 +551,7 @@ static int dispatch(struct imap_client *c, struct imap_cmd *cmd)
 		/* The handler could not even answer (out of memory): say so and go on. */
 		log_warn("session: %s failed: %s", cmd->name, vault_strerror(r));
 		r = out_printf(c, "%s NO [SERVERBUG] Internal error\r\n", cmd->tag);
+		cmd_done(c, cmd, MR_NO);
 	}
 	return r;
 }
@@ -514,9 +625,20 @@ static int handle_parse_error(struct imap_client *c, int r)
 		c->closing = true;
 		return 0;
 	}
-	if (r == -E2BIG && imap_parser_literal_too_big(c->parser, &sz))
-		return out_printf(c, "%s NO [TOOBIG] Literal too big\r\n", tag ? tag : "*");
-	return out_printf(c, "%s BAD %s\r\n", tag ? tag : "*", msg);
+	if (tag != NULL) {
+		/* Audited as a command whose verb could not be read ("PARSE_ERROR"). */
+		struct imap_cmd fake = { .tag = (char *)tag, .name = (char *)"PARSE_ERROR" };
+		bool big = r == -E2BIG && imap_parser_literal_too_big(c->parser, &sz);
+
+		c->cmd_start_us = mono_us();
+		c->cmd_mark = out_produced(c);
+		c->cmd_msgs = 0;
+		r = big ? out_printf(c, "%s NO [TOOBIG] Literal too big\r\n", tag) :
+		    out_printf(c, "%s BAD %s\r\n", tag, msg);
+		cmd_done(c, &fake, big ? MR_NO : MR_BAD);
+		return r;
+	}
+	return out_printf(c, "* BAD %s\r\n", msg);
 }
 
 /* Continuation of a synchronizing literal: refuse an APPEND bigger than APPENDLIMIT
@@ -549,6 +671,7 @@ static int idle_input(struct imap_client *c, bool *progress)
 		return 0;
 	*progress = true;
 	c->idling = false;
+	metrics_idle(-1);
 	if (r == 1 && len == 4 && strncasecmp(line, "DONE", 4) == 0) {
 		struct imap_cmd fake = { .tag = c->idle_tag, .name = (char *)"IDLE" };
 
@@ -580,6 +703,7 @@ static int client_process(struct imap_client *c)
 			r = c->resume(c);
 			if (r < 0) {
 				out_printf(c, "%s NO [SERVERBUG] Internal error\r\n", c->cmd->tag);
+				cmd_done(c, c->cmd, MR_NO);
 				r = 0;
 			}
 			if (r == 0) {

@@ -42,6 +42,8 @@ struct imap_client_params {
 	const char *tls_info;	/* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
 	const uint8_t *pending;	/* bytes the client pipelined after LOGIN, already read */
 	size_t npending;
+	const char *session_id;	/* audit session id from the login process; NULL: new */
+	const char *user;	/* for the audit log; NULL: none */
 };
 int imap_client_new(struct imap_user *u, const struct imap_client_params *p,
     struct imap_client **out);

@@ -22,7 +22,7 @@ struct ipc_rule {
 static const struct ipc_rule rules[] = {
 	{ IPC_L2M_ATTACH, "ATTACH", IPC_ST_MASTER_LOGIN_PRE, 4 + 2 + 1, 4 + 2 + 127, true },
 	{ IPC_M2L_ATTACH_RESULT, "ATTACH_RESULT", IPC_ST_LOGIN_WAIT_ATTACH, 1, 1, false },
-	{ IPC_L2M_AUTH_FAILED, "AUTH_FAILED", IPC_ST_MASTER_LOGIN_PRE, 1, 1, false },
+	{ IPC_L2M_AUTH_FAILED, "AUTH_FAILED", IPC_ST_MASTER_LOGIN_PRE, 1, 1 + 2 + 127, false },
 	{ IPC_L2M_AUTH_OK, "AUTH_OK", IPC_ST_MASTER_LOGIN_ATTACHED, 0, 0, false },
 	{ IPC_L2M_DETACH, "DETACH", IPC_ST_MASTER_LOGIN_ATTACHED, 0, 0, false },
 	{ IPC_M2S_CONN, "CONN", IPC_ST_SESSION_RUN, 0, 0, true },
@@ -188,13 +188,13 @@ bad:
 int auth_frame_put(const struct auth_frame *f, struct sbuf *out)
 {
 	size_t start = out->len, taglen = strlen(f->tag), peerlen = strlen(f->peer);
-	size_t infolen = strlen(f->tls_info);
+	size_t infolen = strlen(f->tls_info), sidlen = strlen(f->sid);
 	uint32_t body;
 	int r;
 
 	if (taglen == 0 || taglen > AUTH_TAG_MAX || peerlen > 63 || infolen > 127 ||
-	    f->npending > AUTH_PENDING_MAX || f->pass == NULL || f->npass == 0 ||
-	    f->npass > AUTH_PASS_MAX ||
+	    sidlen > AUTH_SID_MAX || f->npending > AUTH_PENDING_MAX || f->pass == NULL ||
+	    f->npass == 0 || f->npass > AUTH_PASS_MAX ||
 	    (f->key == NULL) != (f->token_index < 0) || f->token_index >= AUTH_NO_TOKEN)
 		return -EINVAL;
 	if ((r = sbuf_put_u32(out, AUTH_MAGIC)) < 0 ||
@@ -208,7 +208,8 @@ int auth_frame_put(const struct auth_frame *f, struct sbuf *out)
 	    (r = sbuf_put_str16(out, f->peer, peerlen)) < 0 ||
 	    (r = sbuf_put_str16(out, f->tls_info, infolen)) < 0 ||
 	    (r = sbuf_put_u8(out, f->tls ? 1 : 0)) < 0 ||
-	    (r = sbuf_put_str32(out, f->pending, f->npending)) < 0)
+	    (r = sbuf_put_str32(out, f->pending, f->npending)) < 0 ||
+	    (r = sbuf_put_str16(out, f->sid, sidlen)) < 0)
 		return r;
 	body = (uint32_t)(out->len - start - 8);
 	out->d[start + 4] = (uint8_t)(body >> 24);
@@ -285,7 +286,7 @@ int auth_frame_get(const uint8_t *p, size_t len, struct auth_frame *f)
 		return -EPROTO;
 	f->pending = q;
 	f->npending = n;
-	if (sbuf_avail(&b) != 0)
+	if (get_text(&b, f->sid, sizeof(f->sid), 0) < 0 || sbuf_avail(&b) != 0)
 		return -EPROTO;
 	return 0;
 }

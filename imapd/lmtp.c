@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "crypto.h"
+#include "events.h"
 #include "log.h"
 #include "sbuf.h"
 #include "lmtp.h"
@@ -83,7 +84,52 @@ struct lmtp_session {
 	char id[24];
 	lmtp_commit_fn commit;		/* how finished deliveries are committed */
 	void *commit_arg;
+	/* audit log and metrics (events.h) */
+	struct audit_ctx actx;		/* per connection */
+	uint64_t tx_start_us;		/* MAIL FROM */
+	unsigned tx_res[MLM_COUNT];	/* recipients by outcome in this transaction */
 };
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A recipient's outcome: err 0 delivered; permanent (5xx) or temporary (4xx). */
+static void tally(struct lmtp_session *s, int err)
+{
+	enum metrics_lmtp k = err == 0 ? MLM_DELIVERED : err == -E2BIG ||
+	    err == VAULT_ERR_NOUSER ? MLM_REFUSED : MLM_TEMPFAIL;
+
+	s->tx_res[k]++;
+	metrics_lmtp_rcpt(k, 1);
+}
+
+/* One "lmtp" audit line per transaction that reached its data (or had every
+ * recipient refused): counts only, never addresses or content. */
+static void audit_tx(struct lmtp_session *s)
+{
+	struct audit_rec ar;
+	unsigned ok = s->tx_res[MLM_DELIVERED];
+	unsigned bad = s->tx_res[MLM_REFUSED] + s->tx_res[MLM_TEMPFAIL];
+
+	metrics_lmtp_bytes(s->data_bytes);
+	if (!audit_enabled() || ok + bad == 0)
+		return;
+	audit_begin(&ar, "lmtp");
+	audit_ctx_fields(&ar, &s->actx);
+	audit_str(&ar, "delivery_id", s->data_started ? s->id : NULL);
+	audit_u64(&ar, "recipients_accepted", ok);
+	audit_u64(&ar, "recipients_refused", s->tx_res[MLM_REFUSED]);
+	audit_u64(&ar, "recipients_tempfail", s->tx_res[MLM_TEMPFAIL]);
+	audit_u64(&ar, "bytes", s->data_bytes);
+	audit_str(&ar, "result", bad == 0 ? "ok" : ok == 0 ? "failed" : "partial");
+	audit_u64(&ar, "duration_ms", s->tx_start_us ? (mono_us() - s->tx_start_us) / 1000 : 0);
+	(void)audit_emit(&ar);
+}
 
 /* ---- output ------------------------------------------------------------------------- */
 
@@ -133,6 +179,10 @@ static size_t out_pending(const struct lmtp_session *s)
 
 static void tx_reset(struct lmtp_session *s)
 {
+	if (s->have_mail)
+		audit_tx(s);
+	memset(s->tx_res, 0, sizeof(s->tx_res));
+	s->tx_start_us = 0;
 	for (size_t i = 0; i < s->nrcpts; i++)
 		vault_delivery_abort(&s->rcpts[i].d);
 	free(s->rcpts);
@@ -293,12 +343,15 @@ static void data_end(struct lmtp_session *s)
 
 		if (s->too_big) {
 			reply(s, "552 5.3.4 <%s> Message too big for system", rc->addr);
+			tally(s, -E2BIG);
 			continue;
 		}
 		if (!rc->stored) {
 			reply_err(s, rc, rc->err ? rc->err : -EIO);
+			tally(s, rc->err ? rc->err : -EIO);
 			continue;
 		}
+		tally(s, 0);
 		log_info("lmtp %s: saved for %s: uid %u, %llu bytes", s->id, rc->user,
 		    (unsigned)rc->uid, (unsigned long long)s->data_bytes);
 		reply(s, "250 2.0.0 <%s> %s Saved", rc->addr, s->id);
@@ -385,6 +438,7 @@ static void cmd_mail(struct lmtp_session *s, const char *arg)
 	}
 	snprintf(s->sender, sizeof(s->sender), "%s", addr);
 	s->have_mail = true;
+	s->tx_start_us = mono_us();
 	reply(s, "250 2.1.0 Ok");
 }
 
@@ -500,6 +554,7 @@ static void cmd_rcpt(struct lmtp_session *s, const char *arg)
 			reply(s, "550 5.1.1 <%s> User unknown", addr);
 		else
 			reply(s, "451 4.3.0 <%s> Temporary lookup failure", addr);
+		tally(s, r);
 		return;
 	}
 	rc = realloc(s->rcpts, (s->nrcpts + 1) * sizeof(*rc));
@@ -718,6 +773,7 @@ int lmtp_session_new(struct vault *v, const struct vault_config *cfg, const char
 	s->commit = commit_local;
 	lmtp_parser_init(&s->p);
 	snprintf(s->peer, sizeof(s->peer), "%s", peer ? peer : "");
+	audit_ctx_init(&s->actx, s->peer);
 	reply(s, "220 %s LMTP sealmail ready", cfg->hostname);
 	*out = s;
 	return 0;
@@ -1508,6 +1564,7 @@ int lmtp_run(int listen_fd, const struct vault_config *cfg)
 
 	(void)prctl(PR_SET_NAME, (unsigned long)LMTP_PROC_NAME, 0, 0, 0);
 	log_set_ident(LMTP_PROC_NAME);
+	audit_set_program(LMTP_PROC_NAME);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
 	(void)sigaction(SIGTERM, &sa, NULL);
@@ -1585,6 +1642,7 @@ int lmtp_run(int listen_fd, const struct vault_config *cfg)
 			close(ctl);
 			(void)prctl(PR_SET_NAME, (unsigned long)LMTP_PROC_NAME_CONN, 0, 0, 0);
 			log_set_ident(LMTP_PROC_NAME_CONN);
+			audit_set_program(LMTP_PROC_NAME_CONN);
 			_exit(lmtp_serve_conn(fd, cfg, peer, sp[0]) < 0 ? 1 : 0);
 		}
 		nchildren++;
@@ -1607,10 +1665,21 @@ int lmtp_start(int listen_fd, const struct vault_config *cfg, pid_t *pid_out)
 		child_reset();
 		if (getppid() == 1)	/* the master died between fork and prctl */
 			_exit(1);
-		/* Only the listening socket and stdio: nothing of the master's. */
-		if (listen_fd > 3)
-			(void)close_range(3, (unsigned)listen_fd - 1, 0);
-		(void)close_range((unsigned)listen_fd + 1, ~0u, 0);
+		/* Only the listening socket, the audit log and stdio: nothing else of the
+		 * master's. */
+		int keep[2] = { listen_fd, audit_fd() }, lo = 3;
+		if (keep[1] >= 0 && keep[1] < keep[0]) {
+			keep[1] = keep[0];
+			keep[0] = audit_fd();
+		}
+		for (int i = 0; i < 2; i++) {
+			if (keep[i] < 0 || keep[i] < lo)
+				continue;
+			if (keep[i] > lo)
+				(void)close_range((unsigned)lo, (unsigned)keep[i] - 1, 0);
+			lo = keep[i] + 1;
+		}
+		(void)close_range((unsigned)lo, ~0u, 0);
 		_exit(lmtp_run(listen_fd, cfg));
 	}
 	*pid_out = pid;

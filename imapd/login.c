@@ -24,6 +24,7 @@
 #include "crypto.h"
 #include "imap-parser.h"
 #include "imap-session.h"
+#include "events.h"
 #include "log.h"
 #include "proto.h"
 #include "server.h"
@@ -57,6 +58,7 @@ struct login {
 	int64_t start_ms;		/* connection start (monotonic) */
 	unsigned fails;			/* failures from this address incl. earlier ones */
 	unsigned bad;			/* BAD answers on this connection */
+	struct audit_ctx actx;		/* audit session id, peer (events.h) */
 };
 
 static int64_t now_ms(void)
@@ -420,6 +422,7 @@ static int attach_once(struct login *l, const struct vault_login *lg, const char
 	f.tls = l->tls != NULL;
 	f.pending = l->in;
 	f.npending = l->inlen;
+	snprintf(f.sid, sizeof(f.sid), "%s", l->actx.sid);
 	if (sbuf_new_secure(AUTH_FRAME_MAX, &frame) < 0 || auth_frame_put(&f, frame) < 0)
 		goto detach;
 	(void)fcntl(sp[0], F_SETFL, O_NONBLOCK);
@@ -457,6 +460,22 @@ out:
 
 static __attribute__((noreturn)) void relay(struct login *l, int sfd);
 
+/* One login_success / login_failure audit line (events.h) and the login metric. */
+static void login_audit(struct login *l, const char *user, size_t ulen,
+    enum metrics_login cls, bool full)
+{
+	char name[USER_MAX + 1] = "";
+
+	if (ulen > 0 && ulen <= USER_MAX) {
+		memcpy(name, user, ulen);
+		name[ulen] = '\0';
+	}
+	l->actx.tls_info[0] = '\0';
+	if (l->tls)
+		tls_info(l->tls, l->actx.tls_info, sizeof(l->actx.tls_info));
+	audit_login(&l->actx, name, cls, full);
+}
+
 /* Shared by LOGIN and AUTHENTICATE. pass is wiped by the caller. Returns 0 to go on
  * in the not-authenticated state, 1 to close; does not return on success. */
 static int do_login(struct login *l, const char *tag, const char *user, size_t ulen,
@@ -485,6 +504,9 @@ static int do_login(struct login *l, const char *tag, const char *user, size_t u
 			break;
 	bool full = lg.token_index >= 0;
 	vault_login_clear(&lg);	/* every key copy in this process is gone now */
+	login_audit(l, user, ulen, st == AUTH_ST_OK ? ML_OK : st == 'L' ? ML_USER_LIMIT :
+	    st == AUTH_ST_FAIL ? ML_BAD_PASSPHRASE : st == AUTH_ST_WINDOW ? ML_WINDOW_CLOSED :
+	    ML_ERROR, full);
 	if (st == AUTH_ST_OK) {
 		log_info("login: user %s from %s (%s)", lname, l->a->peer,
 		    full ? "passphrase + OTP" : "passphrase, unlock window");
@@ -502,8 +524,25 @@ fail:
 	vault_login_clear(&lg);
 	l->fails++;
 	{
-		uint8_t code = reason_code(r);
-		(void)ipc_send(l->ctl, IPC_L2M_AUTH_FAILED, &code, 1, -1);
+		/* reason[, user]: the master counts failures per address and per (existing)
+		 * user for the alerts. */
+		uint8_t pl[1 + 2 + USER_MAX];
+		size_t pn = 1;
+
+		pl[0] = reason_code(r);
+		if (r != VAULT_ERR_NOUSER && ulen > 0 && ulen <= USER_MAX) {
+			pl[1] = (uint8_t)(ulen >> 8);
+			pl[2] = (uint8_t)ulen;
+			memcpy(pl + 3, user, ulen);
+			pn = 3 + ulen;
+		}
+		(void)ipc_send(l->ctl, IPC_L2M_AUTH_FAILED, pl, pn, -1);
+		/* The session's verdicts (FAIL, WINDOW) were audited after the attach. */
+		if (st == AUTH_ST_ERROR)
+			login_audit(l, user, ulen, r == VAULT_ERR_NOUSER ? ML_UNKNOWN_USER :
+			    r == VAULT_ERR_REPLAY ? ML_REPLAYED_OTP : r == VAULT_ERR_TOKEN ?
+			    ML_UNKNOWN_TOKEN : r == VAULT_ERR_AUTH ? ML_BAD_PASSPHRASE :
+			    r == VAULT_ERR_WINDOW ? ML_WINDOW_CLOSED : ML_ERROR, false);
 	}
 	/* Unknown users are logged without the name (often a mistyped password). */
 	unsigned delay = login_fail_delay_ms(l->fails);
@@ -936,6 +975,8 @@ void login_main(const struct login_args *a)
 	L.fails = a->prior_failures;
 	if ((L.in = malloc(IN_MAX)) == NULL)
 		_exit(1);
+	audit_set_program("imapd-login");
+	audit_ctx_init(&L.actx, a->peer);
 	touch(&L);
 	imap_parser_limits_prelogin(&lim);
 	lim.max_line = 8 * 1024;

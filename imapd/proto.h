@@ -27,8 +27,9 @@ enum ipc_type {
 	IPC_L2M_ATTACH = 1,
 	/* master -> login: u8 status (enum ipc_attach_status). */
 	IPC_M2L_ATTACH_RESULT = 2,
-	/* login -> master: u8 reason (enum ipc_fail_reason). Counts a failed login
-	 * against the source address (the delay grows per address). */
+	/* login -> master: u8 reason (enum ipc_fail_reason)[, str16 user name (1..127)
+	 * when the user exists]. Counts a failed login against the source address (the
+	 * delay grows per address) and feeds the failed-login alerts (docs/audit.md). */
 	IPC_L2M_AUTH_FAILED = 3,
 	/* login -> master: empty. The session accepted; resets the address's count. */
 	IPC_L2M_AUTH_OK = 4,
@@ -104,15 +105,17 @@ const char *ipc_type_name(uint16_t type);
  * session keeps a keyed hash of it from a full login as the unlock-window verifier,
  * and checks a passphrase-only login against it), str16 LOGIN tag (1..AUTH_TAG_MAX),
  * str16 peer (<= 63), str16 tls info (<= 127), u8 tls (0/1),
- * str32 pending pipelined bytes (<= AUTH_PENDING_MAX). Exactly the body length. */
+ * str32 pending pipelined bytes (<= AUTH_PENDING_MAX), str16 audit session id
+ * (<= AUTH_SID_MAX). Exactly the body length. */
 #define AUTH_MAGIC 0x534d4131u	/* "SMA1" */
 #define AUTH_KEY_BYTES 32
 #define AUTH_PASS_MAX 1024
 #define AUTH_TAG_MAX 256
 #define AUTH_PENDING_MAX (32 * 1024)
 #define AUTH_FRAME_MAX (8 + 64 + AUTH_KEY_BYTES + AUTH_PASS_MAX + AUTH_TAG_MAX + 64 + 128 + \
-    AUTH_PENDING_MAX)
+    AUTH_PENDING_MAX + 2 + AUTH_SID_MAX)
 #define AUTH_NO_TOKEN 0xff
+#define AUTH_SID_MAX 32
 
 /* Session -> login: the verdict, one byte. */
 enum auth_status {
@@ -135,6 +138,7 @@ struct auth_frame {
 	bool tls;
 	const uint8_t *pending;
 	size_t npending;
+	char sid[AUTH_SID_MAX + 1];	/* audit session id (hex), "" if none */
 };
 
 /* Appends the whole frame to out (use a secure sbuf: it carries keys). */

@@ -79,7 +79,9 @@
 #include <time.h>
 #include <unistd.h>
 #include "crypto.h"
+#include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "server.h"
 #include "tls.h"
@@ -136,6 +138,8 @@ static struct master {
 	bool stopping;
 } M = { .sigfd = -1 };
 
+static int metrics_fd = -1;		/* metrics_listen */
+static pid_t metrics_pid = -1;
 static int lmtp_fd = -1;		/* lmtp_listen, kept to restart the LMTP process */
 static pid_t lmtp_pid = -1;
 static time_t lmtp_started;
@@ -155,6 +159,14 @@ static int cmp_int(const void *a, const void *b)
 
 void proc_close_fds_except(const int *keep, size_t n)
 {
+	/* The audit log descriptor is the master's, handed to every child (audit.h). */
+	int withaudit[8];
+
+	if (audit_fd() >= 0 && n < sizeof(withaudit) / sizeof(withaudit[0])) {
+		memcpy(withaudit, keep, n * sizeof(*keep));
+		withaudit[n++] = audit_fd();
+		keep = withaudit;
+	}
 	int k[8];
 	unsigned lo = 3;
 
@@ -616,6 +628,34 @@ static void kill_login(struct login_rec *l, const char *why)
 	l->ctl = -1;
 }
 
+/* AUTH_FAILED: u8 reason[, str16 user]. Feeds the alerts (events.h). What a login
+ * process claims here is not trusted beyond that: a compromised one can at worst
+ * raise false alerts. */
+static void auth_failed_alert(const struct login_rec *l, const struct ipc_msg *m)
+{
+	static const enum metrics_login cls[IPC_FAIL_END] = {
+		[IPC_FAIL_AUTH] = ML_BAD_PASSPHRASE, [IPC_FAIL_NOUSER] = ML_UNKNOWN_USER,
+		[IPC_FAIL_REPLAY] = ML_REPLAYED_OTP, [IPC_FAIL_TOKEN] = ML_UNKNOWN_TOKEN,
+		[IPC_FAIL_WINDOW] = ML_WINDOW_CLOSED, [IPC_FAIL_OTHER] = ML_ERROR,
+	};
+	char user[128];
+	bool have_user = false;
+	uint8_t reason = m->payload[0];
+
+	if (m->len >= 3) {
+		size_t n = (size_t)m->payload[1] << 8 | m->payload[2];
+		if (n >= 1 && n < sizeof(user) && 3 + n == m->len &&
+		    memchr(m->payload + 3, '\0', n) == NULL) {
+			memcpy(user, m->payload + 3, n);
+			user[n] = '\0';
+			have_user = true;
+		}
+	}
+	if (reason == 0 || reason >= IPC_FAIL_END)
+		reason = IPC_FAIL_OTHER;
+	alert_login_failed(l->ip, have_user ? user : NULL, cls[reason]);
+}
+
 static void handle_login_msg(struct login_rec *l)
 {
 	struct ipc_msg m;
@@ -668,6 +708,7 @@ static void handle_login_msg(struct login_rec *l)
 			struct fail_rec *f = fail_find(l->ip, true, time(NULL));
 			f->count++;
 			f->last = time(NULL);
+			auth_failed_alert(l, &m);
 			break;
 		}
 		case IPC_L2M_AUTH_OK: {
@@ -814,6 +855,15 @@ static void reap(void)
 		struct login_rec *l = login_by_pid(pid);
 		bool abnormal = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status));
 
+		if (pid == metrics_pid) {
+			metrics_pid = -1;
+			if (M.stopping)
+				continue;
+			log_warn("metrics process %d ended; restarting it", (int)pid);
+			if (metrics_start(metrics_fd, &M.cfg, &metrics_pid) < 0)
+				log_err("cannot restart the metrics process: %s", strerror(errno));
+			continue;
+		}
 		if (pid == lmtp_pid) {
 			lmtp_pid = -1;
 			if (M.stopping)
@@ -895,13 +945,15 @@ static void shutdown_all(void)
 		(void)kill(M.sessions[i].pid, SIGTERM);
 	if (lmtp_pid > 0)
 		(void)kill(lmtp_pid, SIGTERM);
+	if (metrics_pid > 0)
+		(void)kill(metrics_pid, SIGTERM);
 	if (lmtp_fd >= 0)
 		close(lmtp_fd);
 	lmtp_fd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		reap();
-		if (M.nlogins == 0 && M.nsessions == 0 && lmtp_pid < 0)
+		if (M.nlogins == 0 && M.nsessions == 0 && lmtp_pid < 0 && metrics_pid < 0)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
@@ -912,12 +964,55 @@ static void shutdown_all(void)
 				(void)kill(M.sessions[i].pid, SIGKILL);
 			if (lmtp_pid > 0)
 				(void)kill(lmtp_pid, SIGKILL);
+			if (metrics_pid > 0)
+				(void)kill(metrics_pid, SIGKILL);
 		}
 		(void)poll(NULL, 0, 20);
 	}
 }
 
 /* ---- main ------------------------------------------------------------------ */
+
+static void update_gauges(void)
+{
+	uint64_t pre = 0, auth = 0;
+
+	for (size_t i = 0; i < M.nlogins; i++) {
+		if (M.logins[i].state == IPC_ST_MASTER_LOGIN_RELAY)
+			auth++;
+		else
+			pre++;
+	}
+	metrics_set_connections(pre, auth);
+}
+
+/* Before the privilege drop: the audit log (its descriptor goes to every child), the
+ * mailbox-hash key, the shared counters and the alert state. */
+static int open_audit(const struct vault_config *cfg, char *err, size_t errlen)
+{
+	char keypath[4200];
+	int r;
+
+	if ((r = metrics_init()) < 0) {
+		snprintf(err, errlen, "metrics: mmap: %s", strerror(-r));
+		return r;
+	}
+	alert_init(cfg);
+	if (cfg->alert_command[0] && access(cfg->alert_command, X_OK) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "alert_command %s: %s", cfg->alert_command, strerror(errno));
+		return r;
+	}
+	if ((r = audit_open(cfg->audit_log, "imapd-master", err, errlen)) < 0)
+		return r;
+	if (!audit_enabled())
+		return 0;
+	if (cfg->audit_key[0])
+		snprintf(keypath, sizeof(keypath), "%s", cfg->audit_key);
+	else
+		snprintf(keypath, sizeof(keypath), "%s/audit.key", cfg->data_dir);
+	return audit_key_load(keypath, err, errlen);
+}
 
 static int load_config(const char *path, struct vault_config *cfg, FILE *errout)
 {
@@ -1015,6 +1110,20 @@ int server_check_config(const char *path, FILE *out)
 		fprintf(out, "%s: data_dir %s: %s\n", path, cfg.data_dir, strerror(errno));
 		bad++;
 	}
+	if (cfg.metrics_listen[0]) {
+		const char *h = cfg.metrics_listen;
+		if (strncmp(h, "127.", 4) != 0 && strncmp(h, "[::1]:", 6) != 0 &&
+		    strncmp(h, "localhost:", 10) != 0) {
+			fprintf(out, "%s: metrics_listen %s: must be a loopback address "
+			    "(127.x.x.x:port, [::1]:port or localhost:port)\n", path, h);
+			bad++;
+		}
+	}
+	if (cfg.alert_command[0] && access(cfg.alert_command, X_OK) < 0) {
+		fprintf(out, "%s: alert_command %s: %s\n", path, cfg.alert_command,
+		    strerror(errno));
+		bad++;
+	}
 	if (cfg.max_connections == 0 || cfg.max_user_connections == 0) {
 		fprintf(out, "%s: max_connections and max_user_connections must be > 0\n", path);
 		bad++;
@@ -1082,6 +1191,15 @@ int server_run(const char *path)
 		fprintf(stderr, "sealmail-imapd: %s\n", err);
 		return 1;
 	}
+	if (open_audit(&M.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sealmail-imapd: %s\n", err);
+		return 1;
+	}
+	if (M.cfg.metrics_listen[0] &&
+	    metrics_listener_open(&M.cfg, &metrics_fd, err, sizeof(err)) < 0) {
+		fprintf(stderr, "sealmail-imapd: %s\n", err);
+		return 1;
+	}
 	raise_nofile(M.cfg.max_connections);
 	raise_memlock(M.cfg.session_cache_size);
 	if (drop_root(M.cfg.run_user, err, sizeof(err)) < 0) {
@@ -1101,6 +1219,11 @@ int server_run(const char *path)
 		    strerror(errno));
 		return 1;
 	}
+	if (metrics_fd >= 0 && metrics_start(metrics_fd, &M.cfg, &metrics_pid) < 0) {
+		fprintf(stderr, "sealmail-imapd: cannot start the metrics process: %s\n",
+		    strerror(errno));
+		return 1;
+	}
 	log_info("sealmail-imapd ready (pid %d)", (int)getpid());
 
 	for (;;) {
@@ -1115,6 +1238,7 @@ int server_run(const char *path)
 			pfd = p;
 			cappfd = need * 2;
 		}
+		update_gauges();
 		pfd[n++] = (struct pollfd){ M.sigfd, POLLIN, 0 };
 		for (size_t i = 0; i < M.nlst; i++)
 			pfd[n++] = (struct pollfd){ M.lst[i].fd, POLLIN, 0 };

@@ -19,6 +19,8 @@
 #include "crypto.h"
 #include "imap-session.h"
 #include "log.h"
+#include "audit.h"
+#include "metrics.h"
 #include "proto.h"
 #include "server.h"
 #include "vault.h"
@@ -218,6 +220,8 @@ static void client_add(int fd, const struct auth_frame *f)
 	p.tls_info = f->tls_info;
 	p.pending = f->pending;
 	p.npending = f->npending;
+	p.session_id = f->sid;
+	p.user = S.user;
 	if ((r = imap_client_new(S.u, &p, &c)) < 0) {
 		log_err("user %s: cannot start a client for %s: %s", S.user, f->peer,
 		    vault_strerror(r));
@@ -227,6 +231,20 @@ static void client_add(int fd, const struct auth_frame *f)
 	/* Commands pipelined behind LOGIN are in the engine's buffer; the engine marks
 	 * the client runnable, so the poll loop runs them on its next turn. */
 	S.clients[S.nclients++] = c;
+}
+
+/* After a rotation: data keys re-wrapped to the current epoch (audit + metrics). */
+static void audit_rewrap(unsigned n)
+{
+	struct audit_rec ar;
+
+	metrics_rewrap(n);
+	if (!audit_enabled())
+		return;
+	audit_begin(&ar, "rewrap");
+	audit_str(&ar, "user", S.user);
+	audit_u64(&ar, "messages", n);
+	(void)audit_emit(&ar);
 }
 
 /* Reads what the pending connection has sent; handles a complete frame. */
@@ -366,6 +384,7 @@ void session_main(const struct vault_config *cfg, uint32_t user_id, const char *
 
 	proc_set_name(PROC_NAME_SESSION);
 	log_set_ident("imapd-session");
+	audit_set_program("imapd-session");
 	(void)crypto_harden_process();	/* PR_SET_DUMPABLE 0, no core files */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;	/* no SA_RESTART: poll returns EINTR */
@@ -463,8 +482,11 @@ void session_main(const struct vault_config *cfg, uint32_t user_id, const char *
 				log_warn("user %s: tick: %s", S.user, vault_strerror(r));
 			/* After a key rotation: re-wrap old data keys to the current epoch, 200
 			 * per tick in a short txn between commands (vault.h). */
-			if ((r = vault_rewrap_tick(S.v, imap_user_keys(S.u), 200, NULL)) < 0)
+			unsigned rewrapped = 0;
+			if ((r = vault_rewrap_tick(S.v, imap_user_keys(S.u), 200, &rewrapped)) < 0)
 				log_warn("user %s: re-wrap: %s", S.user, vault_strerror(r));
+			else if (rewrapped > 0)
+				audit_rewrap(rewrapped);
 			last_tick = t;
 		}
 	}

@@ -70,8 +70,9 @@ void keymgr_softtoken_clear(struct keymgr_softtoken *t);	/* frees the secrets */
  * (Also test-only: SEALMAIL_ROTATE_BATCH=N, 1..128 users per rotation txn.) */
 time_t keymgr_now(void);
 
-/* Appends one JSON line {"time":RFC3339,"event":...,"user":...,"epoch":N[,
- * "messages":N]} to cfg->audit_log (a file, opened O_APPEND, one write, fsync'd; or
+/* Appends one audit line (crypto/audit.h, docs/audit.md) {"time":RFC3339 with ms,
+ * "event":...,"program":"sealmail-keymgr","user":...,"epoch":N[,"messages":N]} to
+ * cfg->audit_log (a file, opened O_APPEND, one write, fsync'd; or
  * "syslog"); nothing when audit_log is empty. messages < 0: omitted. The full audit
  * log (every IMAP command) is imapd's; this is keymgr's share of it. */
 int keymgr_audit(const struct vault_config *cfg, time_t now, const char *event,

@@ -219,7 +219,7 @@ class Life:
         with open(self.audit, encoding="utf-8") as f:
             for line in f:
                 e = json.loads(line)
-                check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e["time"]) is not None,
+                check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]) is not None,
                       "audit time %r" % e["time"])
                 evs.append(e)
         return evs

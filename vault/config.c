@@ -86,6 +86,19 @@ static const struct ckey keys[] = {
 	  "\"no\" only to debug" },
 	{ "hostname", CT_STR, S(hostname), 0, 0, "for greetings and Received: headers" },
 	{ "log_level", CT_LEVEL, S(log_level), 0, 0, "debug, info, warn or error" },
+	{ "audit_key", CT_PATH, S(audit_key), 0, 0,
+	  "audit mailbox-hash key (32 bytes, 0600, created if missing); empty = "
+	  "data_dir/audit.key" },
+	{ "audit_mass_expunge", CT_U32, S(audit_mass_expunge), 0, UINT32_MAX,
+	  "audit a mass_expunge when one user expunges more messages than this in 24 h; 0 = off" },
+	{ "alert_fail_threshold", CT_U32, S(alert_fail_threshold), 0, UINT32_MAX,
+	  "alert when failed logins per user or per address reach this in the window; 0 = off" },
+	{ "alert_fail_window", CT_DURATION, S(alert_fail_window), 1, 7 * 86400,
+	  "the window for alert_fail_threshold" },
+	{ "alert_command", CT_PATH, S(alert_command), 0, 0,
+	  "program run (no shell) with each alert's JSON on stdin; empty = none" },
+	{ "metrics_listen", CT_LISTEN, S(metrics_listen), 0, 0,
+	  "Prometheus metrics (GET /metrics) on a loopback host:port; empty = off" },
 };
 #undef S
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -118,6 +131,9 @@ void vault_config_defaults(struct vault_config *c)
 		snprintf(c->hostname, sizeof(c->hostname), "localhost");
 	c->hostname[sizeof(c->hostname) - 1] = '\0';
 	snprintf(c->log_level, sizeof(c->log_level), "info");
+	c->audit_mass_expunge = 1000;
+	c->alert_fail_threshold = 10;
+	c->alert_fail_window = 900;
 }
 
 static int cerr(char *err, size_t errlen, const char *name, unsigned line, const char *fmt, ...)

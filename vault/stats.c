@@ -53,3 +53,15 @@ out:
 	vault_txn_abort(&t);
 	return r;
 }
+
+int vault_map_use(struct vault *v, uint64_t *used_out, uint64_t *size_out)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+
+	if (mdb_env_info(v->env, &info) != 0 || mdb_env_stat(v->env, &st) != 0)
+		return -EIO;
+	*size_out = info.me_mapsize;
+	*used_out = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	return 0;
+}

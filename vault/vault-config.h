@@ -36,6 +36,13 @@ struct vault_config {
 	bool seccomp;			/* syscall filter on imapd-login (default yes) */
 	char hostname[256];		/* for greetings and Received: headers */
 	char log_level[16];		/* debug|info|warn|error */
+	/* audit log and alerts (docs/audit.md) and metrics */
+	char audit_key[4096];		/* mailbox-hash key file; "" = <data_dir>/audit.key */
+	uint32_t audit_mass_expunge;	/* messages expunged by one user in 24 h; 0 = off */
+	uint32_t alert_fail_threshold;	/* failed logins per user / per address; 0 = off */
+	uint32_t alert_fail_window;	/* seconds */
+	char alert_command[4096];	/* run with the alert JSON on stdin; "" = none */
+	char metrics_listen[256];	/* Prometheus endpoint, loopback host:port; "" = off */
 };
 
 /* Defaults for every key. */

@@ -438,3 +438,6 @@ struct vault_stats {
 	uint64_t users, mailboxes, messages, records, chunk_bytes, map_size, map_used;
 };
 int vault_stats(struct vault *v, struct vault_stats *out);
+/* The LMDB map: bytes of pages in use (up to the last page written) and the map size.
+ * Cheap (no scan). 0 or -EIO. */
+int vault_map_use(struct vault *v, uint64_t *used_out, uint64_t *size_out);
