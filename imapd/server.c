@@ -1000,7 +1000,8 @@ static int open_audit(const struct vault_config *cfg, char *err, size_t errlen)
 	alert_init(cfg);
 	if (cfg->alert_command[0] && access(cfg->alert_command, X_OK) < 0) {
 		r = -errno;
-		snprintf(err, errlen, "alert_command %s: %s", cfg->alert_command, strerror(errno));
+		snprintf(err, errlen, "alert_command %.512s: %s", cfg->alert_command,
+		    strerror(errno));
 		return r;
 	}
 	if ((r = audit_open(cfg->audit_log, "imapd-master", err, errlen)) < 0)

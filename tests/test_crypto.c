@@ -1221,3 +1221,84 @@ TEST(log_format_and_filter)
 	ASSERT_TRUE(strstr(buf, "debug: shown\n") != NULL);
 	log_set_ident("sealmail");
 }
+
+/* ---- the audit log writer (crypto/audit.c) ---- */
+#include "audit.h"
+
+TEST(audit_json_escape_any_bytes)
+{
+	char out[128];
+	/* quote, backslash, control, DEL, valid 2/3/4-byte UTF-8, then invalid: a lone
+	 * continuation byte, an overlong, a surrogate, above U+10FFFF, a truncated lead */
+	static const char in[] = "a\"b\\c\x01\x7f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+	    "\x80\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80\xe2\x82";
+	static const char want[] = "a\\\"b\\\\c\\u0001\\u007f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+	    "\\u0080\\u00c0\\u00af\\u00ed\\u00a0\\u0080\\u00f4\\u0090\\u0080\\u0080\\u00e2\\u0082";
+	size_t n = audit_json_escape(in, sizeof(in) - 1, out, sizeof(out));
+
+	ASSERT_INT_EQ(n, sizeof(want) - 1);
+	ASSERT_STR_EQ(out, want);
+	/* short buffer: NUL-terminated, same length reported */
+	ASSERT_INT_EQ(audit_json_escape(in, sizeof(in) - 1, out, 5), sizeof(want) - 1);
+	ASSERT_INT_EQ(strlen(out), 4);
+}
+
+TEST(audit_record_bounded_and_written)
+{
+	char path[] = "/tmp/sealmail-audit-XXXXXX", err[256], buf[2 * AUDIT_LINE_MAX];
+	struct audit_rec r;
+	char big[3000];
+	int fd = mkstemp(path);
+	ssize_t n;
+
+	ASSERT_TRUE(fd >= 0);
+	close(fd);
+	ASSERT_INT_EQ(audit_open(path, "unit", err, sizeof(err)), 0);
+	memset(big, '\x01', sizeof(big) - 1);	/* escapes to 6x: cannot fit */
+	big[sizeof(big) - 1] = '\0';
+	audit_begin(&r, "test");
+	audit_str(&r, "user", "al\"ice");
+	audit_u64(&r, "n", 42);
+	audit_str(&r, "big", big);
+	audit_str(&r, "none", NULL);
+	audit_bool(&r, "yes", true);
+	ASSERT_INT_EQ(audit_emit(&r), 0);
+	audit_close();
+	fd = open(path, O_RDONLY);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	unlink(path);
+	ASSERT_TRUE(n > 0 && n <= AUDIT_LINE_MAX);
+	buf[n] = '\0';
+	ASSERT_TRUE(strncmp(buf, "{\"time\":\"", 9) == 0 && buf[32] == 'Z');
+	ASSERT_TRUE(strstr(buf, "\"event\":\"test\",\"program\":\"unit\",\"user\":\"al\\\"ice\","
+	    "\"n\":42,\"none\":null,\"yes\":true,\"truncated\":true}\n") != NULL);
+	ASSERT_TRUE(strstr(buf, "\"big\"") == NULL);
+}
+
+TEST(audit_mbox_hash_keyed_daily)
+{
+	char path[] = "/tmp/sealmail-audit-key-XXXXXX", err[256], a[33], b[33], c[33];
+	struct stat st;
+	int fd = mkstemp(path);
+
+	ASSERT_TRUE(fd >= 0);
+	close(fd);
+	unlink(path);	/* created by audit_key_load */
+	ASSERT_INT_EQ(audit_key_load(path, err, sizeof(err)), 0);
+	ASSERT_INT_EQ(stat(path, &st), 0);
+	ASSERT_INT_EQ(st.st_mode & 0777, 0600);
+	ASSERT_INT_EQ(st.st_size, 32);
+	ASSERT_INT_EQ(audit_mbox_hash("Projects", 8, 1800000000, a), 0);
+	ASSERT_INT_EQ(audit_mbox_hash("Projects", 8, 1800000000 + 60, b), 0);
+	ASSERT_STR_EQ(a, b);			/* same day */
+	ASSERT_INT_EQ(audit_mbox_hash("Projects", 8, 1800000000 + 86400, c), 0);
+	ASSERT_TRUE(strcmp(a, c) != 0);		/* next day: another subkey */
+	ASSERT_INT_EQ(strlen(a), 32);
+	ASSERT_INT_EQ(audit_key_load(path, err, sizeof(err)), 0);	/* reloads the same */
+	ASSERT_INT_EQ(audit_mbox_hash("Projects", 8, 1800000000, b), 0);
+	ASSERT_STR_EQ(a, b);
+	ASSERT_INT_EQ(chmod(path, 0644), 0);	/* a readable key is refused */
+	ASSERT_INT_EQ(audit_key_load(path, err, sizeof(err)), -EINVAL);
+	unlink(path);
+}
