@@ -1037,8 +1037,13 @@ def t_session_exit_race_forced(srv):
     new = srv.session_pids("bob")
     check(len(new) == 1 and new != old, "sessions before %r after %r" % (old, new))
     c.logout()
+    # Two orders are both correct: the master's send to the exiting session fails
+    # ("no longer accepts connections") or the master reaps that session first
+    # ("ended") and starts a new one; which one wins depends on scheduling.
     log = srv.log_text()
-    check("no longer accepts connections" in log, "the master did not see the exit")
+    old_pid = old[0] if old else -1
+    check("no longer accepts connections" in log or
+          "(pid %d) ended" % old_pid in log, "the master did not see the exit")
     print("     (login during the exit answered in %.2fs)" % (time.time() - t0))
 
 
