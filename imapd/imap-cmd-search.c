@@ -126,7 +126,8 @@ static int searchers_build(struct search_ctx *sc)
 
 	if ((r = searchers_add(sc, sc->s->root, &cap, 0)) < 0)
 		return r;
-	qsort(sc->ks, sc->nks, sizeof(*sc->ks), ks_cmp);
+	if (sc->nks > 1)	/* no text keys: ks is NULL, which qsort must not see */
+		qsort(sc->ks, sc->nks, sizeof(*sc->ks), ks_cmp);
 	return 0;
 }
 
@@ -135,6 +136,8 @@ static struct imap_msg_searcher *searcher_of(const struct search_ctx *sc,
 {
 	struct key_searcher key = { .k = k }, *f;
 
+	if (sc->nks == 0)
+		return NULL;
 	f = bsearch(&key, sc->ks, sc->nks, sizeof(*sc->ks), ks_cmp);
 	return f != NULL ? f->s : NULL;
 }
