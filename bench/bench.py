@@ -466,7 +466,9 @@ def main():
         dv = servers.DovecotServer("dovecot", all_users)
         dv0 = servers.DovecotServer("dovecot-sc0", users["win"] + users["first"] + ["app"],
                                     service_count=0)
-        sm_conf = {"max_user_connections": str(max(20, plan.hold_per_user))}
+        hold = str(max(20, plan.hold_per_user))
+        # All of a user's connections come from 127.0.0.1: the per-source cap too.
+        sm_conf = {"max_user_connections": hold, "max_user_source_connections": hold}
         if args.fill != "import":
             sm_conf["durable"] = "no"
         sm = servers.SealmailServer("sealmail", users["single"], args.build, argon2,
