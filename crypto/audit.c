@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "sodium-min.h"
 #include "audit.h"
+#include "crypto.h"
 #include "secret.h"
 #include "compat.h"
 
@@ -161,7 +162,6 @@ bool audit_key_loaded(void)
 
 int audit_mbox_hash(const void *name, size_t n, time_t now, char hex[33])
 {
-	static const char hx[] = "0123456789abcdef";
 	unsigned char sub[32], h[16];
 	char label[64];
 	struct tm tm;
@@ -181,12 +181,7 @@ int audit_mbox_hash(const void *name, size_t n, time_t now, char hex[33])
 		return -EINVAL;
 	}
 	sodium_memzero(sub, sizeof(sub));
-	for (size_t i = 0; i < sizeof(h); i++) {
-		hex[2 * i] = hx[h[i] >> 4];
-		hex[2 * i + 1] = hx[h[i] & 15];
-	}
-	hex[32] = '\0';
-	return 0;
+	return crypto_hex_encode(h, sizeof(h), hex, 33);	/* lower case, NUL-ended */
 }
 
 /* ---- JSON ------------------------------------------------------------------------ */
