@@ -5,7 +5,10 @@
 #include <string.h>
 #include "imap-msg-private.h"
 
-/* ---- imap_mbuf ---------------------------------------------------------------- */
+/* ---- imap_mbuf ---------------------------------------------------------------- *
+ * What goes through these buffers is decrypted mail (bodies, decoded parts, header
+ * values, SEARCH scratch): every byte of ordinary heap memory they give back is wiped
+ * first, on release and when growing (no realloc, which frees the old block as is). */
 
 void imap_mbuf_init(struct imap_mbuf *b, size_t max)
 {
@@ -19,6 +22,8 @@ void imap_mbuf_release(struct imap_mbuf *b)
 {
 	if (b == NULL)
 		return;
+	if (b->d != NULL)
+		explicit_bzero(b->d, b->cap);
 	free(b->d);
 	b->d = NULL;
 	b->len = b->cap = 0;
@@ -51,10 +56,15 @@ static bool mbuf_grow(struct imap_mbuf *b, size_t n)
 	ncap = b->cap < 64 ? 64 : b->cap;
 	while (ncap < need)
 		ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
-	nd = realloc(b->d, ncap);
+	nd = malloc(ncap);
 	if (nd == NULL) {
 		b->err = -ENOMEM;
 		return false;
+	}
+	if (b->d != NULL) {
+		memcpy(nd, b->d, b->len);
+		explicit_bzero(b->d, b->cap);
+		free(b->d);
 	}
 	b->d = nd;
 	b->cap = ncap;
@@ -334,6 +344,7 @@ void arena_free(struct msg_arena *a)
 
 	while (c != NULL) {
 		next = c->next;
+		explicit_bzero(c->data, c->size);	/* decoded header values, addresses */
 		free(c);
 		c = next;
 	}

@@ -605,6 +605,37 @@ def t_isolation_memory(srv):
     b.logout()
 
 
+def t_binary_scratch_wiped(srv):
+    """FETCH BINARY[] of a whole message rewrites it in ordinary heap memory (imap_mbuf,
+    grown step by step while the base64 part is decoded): the decoded text must not
+    stay in the session's freed heap once the response is out (imap-msg-buf.c wipes
+    on growth and on release; the output queue is secure and wiped)."""
+    if not IS_ROOT:
+        raise Skip("reading /proc/PID/mem needs root")
+    secret = b"BINWIPE-3c91d7e0-decoded-only"
+    body = secret + b" " + b"x" * 200000
+    enc = base64.encodebytes(body).replace(b"\n", b"\r\n")
+    check(secret not in enc, "the marker is not in the raw message")
+    msg = (b"Subject: binary wipe\r\nFrom: a@example.org\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=BB\r\n\r\n--BB\r\n"
+           b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+           enc + b"--BB--\r\n")
+    a = srv.imaps("alice")
+    typ, _ = a.append("INBOX", None, None, msg)
+    check(typ == "OK", "APPEND")
+    a.select("INBOX")
+    typ, data = a.uid("SEARCH", None, "SUBJECT", '"binary wipe"')
+    uid = data[0].split()[-1].decode()
+    typ, data = a.uid("FETCH", uid, "(BINARY[])")
+    check(typ == "OK" and secret in data[0][1], "BINARY[] decodes: %r" % (data[0][:1],))
+    a.noop()
+    pids = srv.session_pids("alice")
+    check(len(pids) == 1, "one session: %r" % pids)
+    found = memory_contains(pids[0], [secret])
+    check(secret not in found, "decoded BINARY[] text left in alice's session memory")
+    a.logout()
+
+
 def status_fields(pid, names):
     out = {}
     with open("/proc/%d/status" % pid) as f:
@@ -1052,8 +1083,8 @@ GROUPS = [
           t_starttls_injection_discarded, t_tls_versions, t_authenticate_plain,
           t_wrong_passphrase_delay, t_unknown_user_and_replay, t_window_login,
           t_garbage_before_login, t_plaintext_loopback_allowed, t_one_session_per_user,
-          t_pipelined_after_login, t_tcp_keepalive, t_isolation_memory, t_privileges,
-          t_seccomp_off, t_sighup_reload,
+          t_pipelined_after_login, t_tcp_keepalive, t_isolation_memory, t_binary_scratch_wiped,
+          t_privileges, t_seccomp_off, t_sighup_reload,
           t_check_config, t_bind_failure, t_unreadable_cert]),
     ({"unlock_window": "3s", "plaintext_loopback": "no", "prelogin_timeout": "2s",
       "max_connections": "4"},
