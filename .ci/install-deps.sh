@@ -10,6 +10,9 @@ PKGS=(
   libseccomp-dev scdoc
   # tests: real clients and tools
   python3 lmdb-utils openssl isync fetchmail swaks
+  # man -l renders the installed pages (test_install); systemd-analyze checks the
+  # units (test_systemd); ss reads TCP keepalive timers (test_imapd)
+  man-db systemd iproute2
   # reference peer for differential tests and benchmarks
   dovecot-imapd dovecot-lmtpd
   # MTA for the LMTP integration test (tests/test_postfix.py runs a private instance)
