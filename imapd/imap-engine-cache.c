@@ -270,7 +270,8 @@ int pending_flush(struct imap_client *c, uint32_t mbox, struct pending_cache *p)
 }
 
 int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32_t uid,
-    struct mcache *out, struct pending_cache *pend)
+    struct mcache *out, struct pending_cache *pend, struct sbuf **data_io,
+    struct imap_msg **msg_io)
 {
 	struct sbuf *data = NULL;
 	struct imap_msg *m = NULL;
@@ -305,11 +306,26 @@ int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32
 	} else if (r != -ENOENT) {
 		return r;
 	}
-	if ((r = msg_load(c, t, mbox, uid, &data, &m)) < 0)
-		return r;
-	r = msg_cache_build(m, &out->blob);
-	imap_msg_free(&m);
-	vault_sbuf_release(c->u->v, &data);
+	if (msg_io != NULL && *msg_io != NULL) {
+		r = msg_cache_build(*msg_io, &out->blob);	/* the caller's parse */
+	} else if (msg_io != NULL && data_io != NULL && *data_io != NULL) {
+		/* The caller read the body but did not parse it: parse it once, for both. */
+		if ((r = imap_msg_parse((*data_io)->d, (*data_io)->len, NULL, msg_io)) < 0)
+			return r;
+		r = msg_cache_build(*msg_io, &out->blob);
+	} else {
+		if ((r = msg_load(c, t, mbox, uid, &data, &m)) < 0)
+			return r;
+		r = msg_cache_build(m, &out->blob);
+		if (msg_io != NULL && data_io != NULL) {
+			*data_io = data;	/* the caller keeps the body and its parse */
+			*msg_io = m;
+			data = NULL;
+			m = NULL;
+		}
+		imap_msg_free(&m);
+		vault_sbuf_release(c->u->v, &data);
+	}
 	if (r < 0)
 		return r;
 	if ((r = blob_parse(out)) < 0) {

@@ -335,9 +335,14 @@ struct pending_cache {
 	struct pending_ent *e;
 	size_t n, cap;
 };
-/* The cache of a message: stored, or built from the body (queued in pend). */
+/* The cache of a message: stored, or built from the body (queued in pend). data/msg
+ * (both NULL, or both non-NULL): the caller's copy of the body and its parse; when
+ * *msg is set the summary is built from it, and when the body had to be read here it
+ * is handed back through them instead of being freed, so that nobody decrypts and
+ * parses it again (also on -E2BIG: a header too big for a summary). */
 int mcache_get(struct imap_client *c, struct vault_txn *t, uint32_t mbox, uint32_t uid,
-    struct mcache *out, struct pending_cache *pend);
+    struct mcache *out, struct pending_cache *pend, struct sbuf **data,
+    struct imap_msg **msg);
 void mcache_clear(struct mcache *mc);
 /* The in-session blob cache. get: 1 and a view (valid until the next put) or 0. */
 int blobcache_init(struct blobcache *bc, size_t bytes);
@@ -368,6 +373,7 @@ struct msrc {
 	struct mcache mc;		/* after msrc_cache: mc.mc (ENVELOPE, BODYSTRUCTURE,
 					 * BODY, parts, Date) and mc.hdr/mc.hdrlen */
 	bool have_mc;
+	int mc_err;			/* sticky msrc_cache error (-E2BIG: no summary) */
 	struct imap_msg *hm;		/* after msrc_header: the header block parsed alone */
 	struct sbuf *data;		/* after msrc_body: the whole message (secure) */
 	struct imap_msg *pm;		/* after msrc_body(parse true): data parsed */

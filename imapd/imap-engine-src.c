@@ -27,6 +27,7 @@ void msrc_clear(struct msrc *s)
 	vault_sbuf_release(s->c != NULL ? s->c->u->v : NULL, &s->data);
 	mcache_clear(&s->mc);
 	s->have_mc = false;
+	s->mc_err = 0;
 }
 
 int msrc_cache(struct msrc *s)
@@ -35,8 +36,14 @@ int msrc_cache(struct msrc *s)
 
 	if (s->have_mc)
 		return 0;
-	if ((r = mcache_get(s->c, s->t, s->mbox, s->uid, &s->mc, s->pend)) < 0)
+	if (s->mc_err < 0)
+		return s->mc_err;	/* e.g. -E2BIG: asked again, it would read the body again */
+	if ((r = mcache_get(s->c, s->t, s->mbox, s->uid, &s->mc, s->pend, &s->data,
+	    &s->pm)) < 0) {
+		if (r == -E2BIG)
+			s->mc_err = r;
 		return r;
+	}
 	s->have_mc = true;
 	return 0;
 }

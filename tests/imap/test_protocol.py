@@ -878,6 +878,25 @@ class TestSearch(Base):
         u, _ = d.ok("SEARCH SEEN")
         self.assertHas(u, rb'^\* ESEARCH \(TAG "W\d+"\) ALL 1$')
 
+    def test_header_too_big_for_summary(self):
+        """A header over half of VAULT_META_CACHE_MAX gets no summary: header keys
+        are searched in the message itself (read and parsed once per message, also
+        when several keys or a BODY key ask for it)."""
+        c = self.conn()
+        self.fresh(c)
+        pad = "".join("X-Pad-%d: %s\r\n" % (i, "p" * 70) for i in range(1800))
+        self.append(c, msg("huge header", "needle in the body\r\n", frm="Zed <zed@z.org>",
+                           extra=pad))
+        self.append(c, msg("small header", "hay\r\n", frm="Zed <zed@z.org>"))
+        for crit, expect in [("FROM zed", [1, 2]), ("SUBJECT huge", [1]),
+                             ("FROM zed SUBJECT huge BODY needle", [1]),
+                             ("OR SUBJECT nothing BODY needle", [1]),
+                             ("BODY needle FROM zed HEADER X-Pad-1799 ppp", [1]),
+                             ("NOT SUBJECT huge", [2])]:
+            u, _ = c.ok("SEARCH " + crit)
+            got = self.assertHas(u, rb"^\* SEARCH").split()[2:]
+            self.assertEqual([int(x) for x in got], expect, crit)
+
 
 class TestConcurrency(Base):
     def test_two_connections_see_changes(self):
