@@ -165,8 +165,9 @@ static int fetch_section(struct msrc *s, const struct imap_fetch_section *sec, u
 		goto out;
 	}
 	/* BODY[...] */
-	if (sec->nparts == 0 && is_header_spec(sec->spec)) {
-		if ((r = msrc_header(s)) < 0)
+	if (sec->nparts == 0 && is_header_spec(sec->spec) && (r = msrc_header(s)) != -E2BIG) {
+		/* (-E2BIG: a header too big for a summary; from the whole message below) */
+		if (r < 0)
 			goto out;
 		r = imap_msg_section(s->hm, NULL, 0, spec_of(sec->spec),
 		    (const char *const *)sec->fields, sec->nfields, &built, &off, &len);

@@ -896,6 +896,9 @@ class TestSearch(Base):
             u, _ = c.ok("SEARCH " + crit)
             got = self.assertHas(u, rb"^\* SEARCH").split()[2:]
             self.assertEqual([int(x) for x in got], expect, crit)
+        u, _ = c.ok("FETCH 1 (BODY.PEEK[TEXT] BODY.PEEK[HEADER.FIELDS (Subject)])")
+        self.assertHas(u, rb"needle in the body")
+        self.assertHas(u, rb"Subject: huge header")
 
 
 class TestConcurrency(Base):
