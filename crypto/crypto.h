@@ -206,6 +206,12 @@ int crypto_hex_encode(const uint8_t *p, size_t n, char *out, size_t outsz);
 int crypto_hex_decode(const char *s, size_t len, uint8_t *out, size_t outsz);
 /* Encoders: -E2BIG if out cannot hold 2n chars + NUL. Hex decode accepts either case.
  * Decoders write exactly len / 2 bytes and return 0. */
+/* Base64 (RFC 4648 section 4, '+' '/' and '=' padding), strict and constant-time:
+ * -EPROTO unless len % 4 == 0, every char is in the alphabet, padding ends the input
+ * and the pad bits are zero. out needs len / 4 * 3 bytes (-E2BIG); *outlen gets the
+ * decoded length. On error out is wiped. */
+int crypto_base64_decode(const char *s, size_t len, uint8_t *out, size_t outsz,
+    size_t *outlen);
 
 /* Recovery keys: 32 random bytes as RFC 4648 base32 without padding (52 chars, the
  * last 4 bits zero) in 13 groups of 4 joined by '-': "ABCD-EFGH-...", 64 chars.

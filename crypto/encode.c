@@ -87,6 +87,33 @@ int crypto_hex_decode(const char *s, size_t len, uint8_t *out, size_t outsz)
 	return 0;
 }
 
+/* Base64 (RFC 4648 section 4) through libsodium's constant-time codec: it carries
+ * SASL PLAIN responses, i.e. passwords. Strict: padding required, no white space,
+ * nothing after the padding, zero pad bits (RFC 4648 section 3.5 lets a decoder
+ * reject non-canonical input; every real encoder writes zero bits). */
+int crypto_base64_decode(const char *s, size_t len, uint8_t *out, size_t outsz,
+    size_t *outlen)
+{
+	size_t binlen = 0;
+
+	if (outlen == NULL || (s == NULL && len > 0) || (out == NULL && len > 0))
+		return -EINVAL;
+	*outlen = 0;
+	if (len % 4 != 0)
+		return -EPROTO;
+	if (outsz < len / 4 * 3)
+		return -E2BIG;
+	if (len == 0)
+		return 0;
+	if (sodium_base642bin(out, outsz, s, len, NULL, &binlen, NULL,
+	    sodium_base64_VARIANT_ORIGINAL) != 0) {
+		sodium_memzero(out, outsz);
+		return -EPROTO;
+	}
+	*outlen = binlen;
+	return 0;
+}
+
 /* ---- Recovery keys ---------------------------------------------------------------
  * 32 bytes -> 52 base32 characters (RFC 4648 alphabet, no padding; the last
  * character carries 1 bit of key and 4 zero bits), shown in 13 groups of 4 joined

@@ -236,54 +236,6 @@ static int capability(struct login *l, char *buf, size_t n)
 	    login_allowed(l), buf, n);
 }
 
-/* ---- base64 (RFC 4648, strict, padding required) -------------------------------- */
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* out must hold len / 4 * 3 bytes. */
-static int b64_decode(const char *s, size_t len, uint8_t *out, size_t *outlen)
-{
-	size_t o = 0;
-
-	if (len % 4 != 0)
-		return -EPROTO;
-	for (size_t i = 0; i < len; i += 4) {
-		int v[4], pad = 0;
-		for (int k = 0; k < 4; k++) {
-			unsigned char c = (unsigned char)s[i + k];
-			if (c == '=' && i + 4 == len && k >= 2) {
-				v[k] = 0;
-				pad++;
-				continue;
-			}
-			if (pad || (v[k] = b64val(c)) < 0)
-				return -EPROTO;
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-		    (uint32_t)v[3];
-		out[o++] = (uint8_t)(w >> 16);
-		if (pad < 2)
-			out[o++] = (uint8_t)(w >> 8);
-		if (pad < 1)
-			out[o++] = (uint8_t)w;
-	}
-	*outlen = o;
-	return 0;
-}
-
 /* ---- logging helpers ---------------------------------------------------------- */
 
 /* A user name as typed, safe for a log line (it is not a secret, but clients
@@ -647,7 +599,7 @@ static int cmd_authenticate(struct login *l, struct imap_cmd *c)
 	}
 	if (rlen > (PASS_MAX + 2 * USER_MAX + 2) * 4 / 3 + 4 ||
 	    (dec = malloc(rlen / 4 * 3 + 1)) == NULL ||
-	    b64_decode(resp, rlen, dec, &dlen) < 0) {
+	    crypto_base64_decode(resp, rlen, dec, rlen / 4 * 3 + 1, &dlen) < 0) {
 		ret = out(l, "%s BAD Invalid base64 in AUTHENTICATE response", c->tag) < 0;
 		goto done;
 	}

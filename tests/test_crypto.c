@@ -1018,6 +1018,39 @@ TEST(hex_codec)
 	ASSERT_INT_EQ(crypto_hex_decode("", 0, out, 0), 0);
 }
 
+/* RFC 4648 section 10 vectors, and what the SASL PLAIN decoder must refuse. */
+TEST(base64_decode_strict)
+{
+	static const char *const enc[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==",
+	    "Zm9vYmE=", "Zm9vYmFy" };
+	uint8_t out[16];
+	size_t n = 99;
+
+	init_once();
+	for (size_t i = 0; i < sizeof(enc) / sizeof(enc[0]); i++) {
+		ASSERT_INT_EQ(crypto_base64_decode(enc[i], strlen(enc[i]), out, sizeof(out),
+		    &n), 0);
+		ASSERT_INT_EQ(n, i);
+		ASSERT_MEM_EQ(out, "foobar", i);
+	}
+	ASSERT_INT_EQ(crypto_base64_decode("AGFsaWNlAHB3", 12, out, sizeof(out), &n), 0);
+	ASSERT_INT_EQ(n, 9);
+	ASSERT_MEM_EQ(out, "\0alice\0pw", 9);
+	ASSERT_INT_EQ(crypto_base64_decode("+/+/", 4, out, sizeof(out), &n), 0);
+	ASSERT_MEM_EQ(out, "\xfb\xff\xbf", 3);
+	ASSERT_INT_EQ(crypto_base64_decode("Zg", 2, out, sizeof(out), &n), -EPROTO);
+	ASSERT_INT_EQ(crypto_base64_decode("Zm9", 3, out, sizeof(out), &n), -EPROTO);
+	ASSERT_INT_EQ(crypto_base64_decode("Zm9v\r\n==", 8, out, sizeof(out), &n), -EPROTO);
+	ASSERT_INT_EQ(crypto_base64_decode("Zg==Zm9v", 8, out, sizeof(out), &n), -EPROTO);
+	ASSERT_INT_EQ(crypto_base64_decode("Z===", 4, out, sizeof(out), &n), -EPROTO);
+	ASSERT_INT_EQ(crypto_base64_decode("=Zg=", 4, out, sizeof(out), &n), -EPROTO);
+	ASSERT_INT_EQ(crypto_base64_decode("Zm,v", 4, out, sizeof(out), &n), -EPROTO);
+	ASSERT_INT_EQ(crypto_base64_decode("Zm-_", 4, out, sizeof(out), &n), -EPROTO);
+	ASSERT_INT_EQ(crypto_base64_decode("Zh==", 4, out, sizeof(out), &n), -EPROTO);
+	ASSERT_INT_EQ(n, 0);
+	ASSERT_INT_EQ(crypto_base64_decode("Zm9vYmFy", 8, out, 5, &n), -E2BIG);
+}
+
 TEST(recovery_key_codec)
 {
 	uint8_t key[32], back[32];
