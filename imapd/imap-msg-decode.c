@@ -307,6 +307,7 @@ void b64_decode(const uint8_t *s, size_t n, struct imap_mbuf *out, uint64_t *siz
 	}
 	if (out != NULL)
 		imap_mbuf_put(out, buf, nb);
+	explicit_bzero(buf, sizeof(buf));	/* the last decoded bytes: mail text */
 	if (size_out != NULL)
 		*size_out = total;
 }
