@@ -25,6 +25,40 @@ def check(cond, what):
         raise CheckFailed(what)
 
 
+def proc_children_map(zombies=True):
+    """{ppid: [pid, ...]} from one pass over /proc (processes that vanish mid-read
+    are left out; zombies too unless zombies=True)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+            fields = st[st.rindex(")") + 2:].split()
+            if zombies or fields[0] != "Z":
+                kids.setdefault(int(fields[1]), []).append(int(d))
+        except (OSError, ValueError):
+            pass
+    return kids
+
+
+def children(ppid, zombies=True):
+    """The direct children of ppid, in /proc order."""
+    return proc_children_map(zombies).get(ppid, [])
+
+
+def descendants(pid):
+    """pid and every process below it, from one pass over /proc."""
+    kids = proc_children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
 def set_config(path, settings):
     """Sets key = value lines in a sealmail config, uncommenting defaults."""
     with open(path, encoding="utf-8") as f:

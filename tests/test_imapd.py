@@ -29,6 +29,9 @@ import warnings
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sealmail_cli import children  # noqa: E402
+
 RUN_USER = "sealmail"
 IS_ROOT = os.geteuid() == 0
 PASS = {"alice": "alice has a long passphrase 1", "bob": "bob keeps another passphrase 2"}
@@ -78,22 +81,6 @@ def client_ctx(minv=None, maxv=None):
     if maxv is not None:
         ctx.maximum_version = maxv
     return ctx
-
-
-def children(ppid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-            fields = st[st.rindex(")") + 2:].split()
-            if int(fields[1]) == ppid:
-                out.append(int(d))
-        except (OSError, ValueError):
-            pass
-    return out
 
 
 def comm(pid):

@@ -34,6 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_imapd as T  # noqa: E402  (Vault, Server, helpers)
+from sealmail_cli import descendants  # noqa: E402
 
 WANT_SLOW = int(os.environ.get("SEALMAIL_LIMITS_N", "1000"))
 PRELOGIN_TIMEOUT = int(os.environ.get("SEALMAIL_LIMITS_PRELOGIN", "40"))      # seconds; the slowloris connections must be gone after it
@@ -42,26 +43,6 @@ FLOOD_SECS = 10
 FLOOD_THREADS = 4
 MAX_USER = 3
 MSGS = 20
-
-
-def descendants(pid):
-    """pid and every process below it, from one pass over /proc."""
-    kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-            kids.setdefault(int(st[st.rindex(")") + 2:].split()[1]), []).append(int(d))
-        except (OSError, ValueError):
-            pass
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
 
 
 def tree_memory(pid):

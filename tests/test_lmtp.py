@@ -24,6 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sealmail_cli  # noqa: E402
 from sealmail_cli import Runner, Sealmail, check, set_config  # noqa: E402
 
 IS_ROOT = os.geteuid() == 0
@@ -42,19 +43,8 @@ def free_port():
 
 
 def children(ppid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        fields = st[st.rindex(")") + 2:].split()
-        if int(fields[1]) == ppid and fields[0] != "Z":
-            out.append(int(d))
-    return sorted(out)
+    """Live (non-zombie) children, sorted."""
+    return sorted(sealmail_cli.children(ppid, zombies=False))
 
 
 def comm(pid):
