@@ -14,11 +14,10 @@ import socket
 import stat
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_imapd import (IS_ROOT, MARKER, PASS, RUN_USER, Raw, Server, Skip, Vault,  # noqa: E402
-                        check, free_port)
+from test_imapd import (IS_ROOT, MARKER, PASS, RUN_USER, Raw, Server, Vault,  # noqa: E402
+                        check, free_port, run_one)
 
 SEARCH_TERM = "needle-SEARCHTERM-9c41d7"
 MBOX = "Secret-Project-MBOXNAME-3e77a1"
@@ -412,18 +411,9 @@ def main():
         for t in TESTS:
             if only and not any(o in t.__name__ for o in only):
                 continue
-            t0 = time.time()
-            try:
-                t(ctx)
-                passed += 1
-                print("ok   %-28s %.2fs" % (t.__name__[2:], time.time() - t0))
-            except Skip as e:
-                print("skip %-28s %s" % (t.__name__[2:], e))
-            except Exception:
-                failed += 1
-                print("FAIL %s" % t.__name__[2:])
-                traceback.print_exc()
-            sys.stdout.flush()
+            res = run_one(t, ctx, 28)
+            passed += res == "ok"
+            failed += res == "FAIL"
     finally:
         if srv is not None:
             rc = srv.stop()

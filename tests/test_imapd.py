@@ -1088,6 +1088,25 @@ GROUPS = [
 ]
 
 
+
+def run_one(t, arg, width):
+    """Runs t(arg), prints ok/skip/FAIL with its name padded to width; returns which."""
+    t0 = time.time()
+    try:
+        t(arg)
+        res = "ok"
+        print("ok   %-*s %.2fs" % (width, t.__name__[2:], time.time() - t0))
+    except Skip as e:
+        res = "skip"
+        print("skip %-*s %s" % (width, t.__name__[2:], e))
+    except Exception:
+        res = "FAIL"
+        print("FAIL %s" % t.__name__[2:])
+        traceback.print_exc()
+    sys.stdout.flush()
+    return res
+
+
 def main():
     if len(sys.argv) < 4:
         print(__doc__)
@@ -1104,19 +1123,10 @@ def main():
             srv = Server(v, **settings)     # "_env": extra environment
             try:
                 for t in tests:
-                    t0 = time.time()
-                    try:
-                        t(srv)
-                        passed += 1
-                        print("ok   %-34s %.2fs" % (t.__name__[2:], time.time() - t0))
-                    except Skip as e:
-                        skipped += 1
-                        print("skip %-34s %s" % (t.__name__[2:], e))
-                    except Exception:
-                        failed += 1
-                        print("FAIL %s" % t.__name__[2:])
-                        traceback.print_exc()
-                    sys.stdout.flush()
+                    res = run_one(t, srv, 34)
+                    passed += res == "ok"
+                    skipped += res == "skip"
+                    failed += res == "FAIL"
             finally:
                 rc = srv.stop()
                 if rc != 0:
