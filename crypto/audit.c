@@ -24,6 +24,8 @@ static struct {
 	bool on;
 	char program[32];
 	struct secret *key;
+	struct secret *sub;	/* the day's mailbox subkey, derived once a day */
+	int64_t sub_day;
 } A = { .fd = -1, .program = "sealmail" };
 
 int audit_open(const char *dest, const char *program, char *err, size_t errlen)
@@ -147,6 +149,7 @@ int audit_key_load(const char *path, char *err, size_t errlen)
 	}
 done:
 	secret_free(&A.key);
+	secret_free(&A.sub);	/* derived from the old key */
 	A.key = k;
 	k = NULL;
 	r = 0;
@@ -160,27 +163,43 @@ bool audit_key_loaded(void)
 	return A.key != NULL;
 }
 
-int audit_mbox_hash(const void *name, size_t n, time_t now, char hex[33])
+/* The subkey of now's UTC day (time_t has no leap seconds: a day is 86400 s),
+ * derived on the first use of each day instead of once per mailbox name logged. */
+static int day_subkey(time_t now)
 {
-	unsigned char sub[32], h[16];
+	int64_t day = (int64_t)now >= 0 ? (int64_t)now / 86400 : ((int64_t)now - 86399) / 86400;
 	char label[64];
 	struct tm tm;
-	int ln;
+	int ln, r;
+
+	if (A.sub != NULL && A.sub_day == day)
+		return 0;
+	if (gmtime_r(&now, &tm) == NULL)
+		return -EINVAL;
+	if (A.sub == NULL && (r = secret_new(32, &A.sub)) < 0)
+		return r;
+	A.sub_day = INT64_MIN;
+	ln = snprintf(label, sizeof(label), "sealmail audit mailbox %04d-%02d-%02d",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	if (crypto_generichash(A.sub->p, A.sub->len, (const unsigned char *)label, (size_t)ln,
+	    A.key->p, A.key->len) != 0)
+		return -EINVAL;
+	A.sub_day = day;
+	return 0;
+}
+
+int audit_mbox_hash(const void *name, size_t n, time_t now, char hex[33])
+{
+	unsigned char h[16];
+	int r;
 
 	hex[0] = '\0';
 	if (A.key == NULL)
 		return -ENOKEY;
-	if (gmtime_r(&now, &tm) == NULL)
+	if ((r = day_subkey(now)) < 0)
+		return r;
+	if (crypto_generichash(h, sizeof(h), name, n, A.sub->p, A.sub->len) != 0)
 		return -EINVAL;
-	ln = snprintf(label, sizeof(label), "sealmail audit mailbox %04d-%02d-%02d",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-	if (crypto_generichash(sub, sizeof(sub), (const unsigned char *)label, (size_t)ln,
-	    A.key->p, A.key->len) != 0 ||
-	    crypto_generichash(h, sizeof(h), name, n, sub, sizeof(sub)) != 0) {
-		sodium_memzero(sub, sizeof(sub));
-		return -EINVAL;
-	}
-	sodium_memzero(sub, sizeof(sub));
 	return crypto_hex_encode(h, sizeof(h), hex, 33);	/* lower case, NUL-ended */
 }
 
