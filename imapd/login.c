@@ -59,6 +59,14 @@ struct login {
 	unsigned fails;			/* failures from this address incl. earlier ones */
 	unsigned bad;			/* BAD answers on this connection */
 	struct audit_ctx actx;		/* audit session id, peer (events.h) */
+	/* What holds the client's credentials while a LOGIN/AUTHENTICATE runs: a
+	 * successful one never returns to the code that wipes them (relay() is
+	 * noreturn), so relay() wipes and frees them. */
+	struct imap_cmd *cmd;		/* the command being dispatched */
+	char *auth_line;		/* AUTHENTICATE's response line ... */
+	size_t auth_line_len;
+	uint8_t *auth_dec;		/* ... and its base64 decoding */
+	size_t auth_dec_len;
 };
 
 static int64_t now_ms(void)
@@ -591,6 +599,8 @@ static int cmd_authenticate(struct login *l, struct imap_cmd *c)
 			return 1;
 		if ((r = read_auth_line(l, c->tag, &line, &rlen)) <= 0)
 			return r == 0;
+		l->auth_line = line;
+		l->auth_line_len = rlen;
 		resp = line;
 		if (rlen == 1 && resp[0] == '*') {
 			ret = out(l, "%s BAD AUTHENTICATE cancelled", c->tag) < 0;
@@ -603,6 +613,8 @@ static int cmd_authenticate(struct login *l, struct imap_cmd *c)
 		ret = out(l, "%s BAD Invalid base64 in AUTHENTICATE response", c->tag) < 0;
 		goto done;
 	}
+	l->auth_dec = dec;
+	l->auth_dec_len = rlen / 4 * 3 + 1;
 	{
 		/* authzid NUL authcid NUL passwd (RFC 4616). */
 		uint8_t *z1 = memchr(dec, 0, dlen), *z2;
@@ -636,6 +648,8 @@ done:
 		crypto_wipe(line, rlen);
 		free(line);
 	}
+	l->auth_dec = NULL;
+	l->auth_line = NULL;
 	return ret;
 }
 
@@ -770,7 +784,20 @@ static __attribute__((noreturn)) void relay(struct login *l, int sfd)
 	int status = 0;
 
 	/* Nothing of the pre-login state is needed any more: free it and hand the
-	 * freed heap back, so the relay keeps only what it uses. */
+	 * freed heap back, so the relay keeps only what it uses. The LOGIN or
+	 * AUTHENTICATE that got us here first: its passphrase (imap_cmd_free wipes
+	 * the command's whole buffer). */
+	imap_cmd_free(&l->cmd);
+	if (l->auth_line != NULL) {
+		crypto_wipe(l->auth_line, l->auth_line_len);
+		free(l->auth_line);
+		l->auth_line = NULL;
+	}
+	if (l->auth_dec != NULL) {
+		crypto_wipe(l->auth_dec, l->auth_dec_len);
+		free(l->auth_dec);
+		l->auth_dec = NULL;
+	}
 	imap_parser_free(&l->parser);
 	vault_close(&l->v);
 	if (l->cfg->seccomp && sandbox_apply(SANDBOX_RELAY) < 0)
@@ -961,7 +988,9 @@ void login_main(const struct login_args *a)
 			touch(&L);
 			bool secret = strcmp(c->name, "LOGIN") == 0 ||
 			    strcmp(c->name, "AUTHENTICATE") == 0;
+			L.cmd = c;
 			r = dispatch(&L, c);
+			L.cmd = NULL;
 			if (secret)
 				wipe_args(c);
 			imap_cmd_free(&c);

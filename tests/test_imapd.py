@@ -623,6 +623,32 @@ def t_binary_scratch_wiped(srv):
     a.logout()
 
 
+def t_relay_no_passphrase(srv):
+    """After a LOGIN over TLS, the login process (now the relay) keeps no copy of the
+    passphrase: not in its parser or input buffer (wiped), and not in the heap block
+    OpenSSL decrypted the record into (SSL_MODE_RELEASE_BUFFERS frees it after each
+    read: SSL_OP_CLEANSE_PLAINTEXT wipes it first)."""
+    if not IS_ROOT:
+        raise Skip("reading /proc/PID/mem needs root")
+    pw = PASS["alice"].encode()
+    b64 = base64.b64encode(b"\0alice\0" + pw)
+    for how in ("LOGIN", "AUTHENTICATE"):
+        before = set(srv.procs("imapd-login"))
+        if how == "LOGIN":
+            a = srv.imaps("alice")
+        else:       # PLAIN without an initial response: the line is read apart
+            a = srv.imaps()
+            a.authenticate("PLAIN", lambda _: b"\0alice\0" + pw)
+        a.noop()
+        relays = [p for p in srv.procs("imapd-login") if p not in before]
+        check(len(relays) == 1, "alice's relay process: %r" % relays)
+        found = memory_contains(relays[0], [pw, b64, b"alice"])
+        check(b"alice" in found, "positive control: the user name is in the relay")
+        check(pw not in found and b64 not in found,
+              "alice's passphrase is in her relay process's memory after %s" % how)
+        a.logout()
+
+
 def status_fields(pid, names):
     out = {}
     with open("/proc/%d/status" % pid) as f:
@@ -1071,7 +1097,7 @@ GROUPS = [
           t_wrong_passphrase_delay, t_unknown_user_and_replay, t_window_login,
           t_garbage_before_login, t_plaintext_loopback_allowed, t_one_session_per_user,
           t_pipelined_after_login, t_tcp_keepalive, t_isolation_memory, t_binary_scratch_wiped,
-          t_privileges, t_seccomp_off, t_sighup_reload,
+          t_relay_no_passphrase, t_privileges, t_seccomp_off, t_sighup_reload,
           t_check_config, t_bind_failure, t_unreadable_cert]),
     ({"unlock_window": "3s", "plaintext_loopback": "no", "prelogin_timeout": "2s",
       "max_connections": "4"},
