@@ -73,6 +73,12 @@ int tls_ctx_new(const char *cert_file, const char *key_file, SSL_CTX **out, char
 	    SSL_OP_SINGLE_ECDH_USE | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+#ifdef SSL_OP_CLEANSE_PLAINTEXT
+	/* Records are decrypted in place into OpenSSL's read buffer, which
+	 * RELEASE_BUFFERS frees as it is (and which otherwise keeps the last record):
+	 * a LOGIN's passphrase would stay in the heap. Cleansed once read (OpenSSL 3). */
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+#endif
 	/* Each connection is its own process: a server-side session cache would be
 	 * per process and useless; stateless tickets (keys inherited over fork) work. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
