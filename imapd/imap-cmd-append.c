@@ -81,8 +81,11 @@ out:
 	return r;
 }
 
-static int do_append(struct imap_client *c, struct vault_txn *t, struct append_ctx *ac)
+/* engine_write callback: replayable (the UIDs and cache blobs are overwritten on a
+ * rerun; nothing leaves the session until it committed). */
+static int do_append(struct imap_client *c, struct vault_txn *t, void *arg)
 {
+	struct append_ctx *ac = arg;
 	struct vault_mailbox mb;
 	int r;
 
@@ -137,21 +140,7 @@ int cmd_append(struct imap_client *c, struct imap_cmd *cmd)
 		r = -ENOMEM;
 		goto out;
 	}
-	for (int attempt = 0; attempt < 3; attempt++) {
-		struct vault_txn *t = NULL;
-
-		if ((r = vault_txn_begin(c->u->v, true, &t)) < 0)
-			break;
-		if ((r = do_append(c, t, &ac)) < 0) {
-			/* -EAGAIN: the map filled up mid-txn; the abort grew it: replay. */
-			vault_txn_abort(&t);
-			if (r == -EAGAIN && !ac.nombox)
-				continue;
-			break;
-		}
-		if ((r = vault_txn_commit(&t)) != -EAGAIN)
-			break;
-	}
+	r = engine_write(c, do_append, &ac);
 	if (r < 0) {
 		if (ac.nombox)
 			r = cmd_no(c, cmd, "[TRYCREATE] Mailbox doesn't exist");

@@ -433,13 +433,47 @@ fail:
 	return 0;
 }
 
+/* set_seen's txn (engine_write callback, replayable: ms is cleared each run). */
+struct seen_run {
+	struct fetch_ctx *fc;
+	size_t from, to;
+	uint64_t *ms;		/* to - from: the new modseq, 0 = not set */
+};
+
+static int seen_txn(struct imap_client *c, struct vault_txn *t, void *arg)
+{
+	struct seen_run *sr = arg;
+	struct mbox_state *st = c->view->st;
+	int r;
+
+	memset(sr->ms, 0, (sr->to - sr->from) * sizeof(*sr->ms));
+	if ((r = mbox_state_refresh(st, t)) < 0)
+		return r;
+	for (size_t i = sr->from; i < sr->to; i++) {
+		const struct mmsg *m = mbox_state_find(st, c->view->uids[sr->fc->idx[i]]);
+		char *kw[VAULT_MAX_KEYWORDS];
+
+		if (m == NULL || (m->flags & VAULT_F_SEEN))
+			continue;
+		for (size_t k = 0; k < m->nkw; k++)
+			kw[k] = st->kw[m->kw[k]];
+		r = vault_msg_set_flags(t, c->u->k, st->id, m->uid, m->flags | VAULT_F_SEEN, kw,
+		    m->nkw, &sr->ms[i - sr->from]);
+		if (r == VAULT_ERR_NOMSG)
+			continue;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* RFC 9051 6.4.5: a non-PEEK body fetch sets \Seen (read-write only). Done before
  * the batch is answered so the responses carry the new flags. */
 static int set_seen(struct imap_client *c, struct fetch_ctx *fc, size_t from, size_t to,
     bool *changed)
 {
 	struct mbox_state *st = c->view->st;
-	struct vault_txn *t = NULL;
+	struct seen_run sr;
 	uint64_t *ms;
 	size_t nset = 0;
 	int r;
@@ -454,26 +488,8 @@ static int set_seen(struct imap_client *c, struct fetch_ctx *fc, size_t from, si
 		return 0;
 	if ((ms = calloc(to - from, sizeof(*ms))) == NULL)
 		return -ENOMEM;
-	if ((r = vault_txn_begin(c->u->v, true, &t)) < 0)
-		goto out;
-	if ((r = mbox_state_refresh(st, t)) < 0)
-		goto fail;
-	for (size_t i = from; i < to; i++) {
-		const struct mmsg *m = mbox_state_find(st, c->view->uids[fc->idx[i]]);
-		char *kw[VAULT_MAX_KEYWORDS];
-
-		if (m == NULL || (m->flags & VAULT_F_SEEN))
-			continue;
-		for (size_t k = 0; k < m->nkw; k++)
-			kw[k] = st->kw[m->kw[k]];
-		r = vault_msg_set_flags(t, c->u->k, st->id, m->uid, m->flags | VAULT_F_SEEN, kw,
-		    m->nkw, &ms[i - from]);
-		if (r == VAULT_ERR_NOMSG)
-			continue;
-		if (r < 0)
-			goto fail;
-	}
-	if ((r = vault_txn_commit(&t)) < 0)
+	sr = (struct seen_run){ .fc = fc, .from = from, .to = to, .ms = ms };
+	if ((r = engine_write(c, seen_txn, &sr)) < 0)
 		goto out;
 	for (size_t i = from; i < to; i++) {
 		struct mmsg *m = mbox_state_find(st, c->view->uids[fc->idx[i]]);
@@ -488,9 +504,6 @@ static int set_seen(struct imap_client *c, struct fetch_ctx *fc, size_t from, si
 			goto out;
 		changed[i - from] = true;
 	}
-	goto out;
-fail:
-	vault_txn_abort(&t);
 out:
 	free(ms);
 	return r;

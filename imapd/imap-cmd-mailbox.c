@@ -305,29 +305,6 @@ static int parse_create_params(const struct imap_arg *a, uint32_t *su)
 	return 0;
 }
 
-/* Runs fn inside a write transaction, retrying when the map had to grow. */
-static int write_txn(struct imap_client *c, int (*fn)(struct imap_client *, struct vault_txn *,
-    void *), void *arg)
-{
-	for (int attempt = 0; attempt < 3; attempt++) {
-		struct vault_txn *t = NULL;
-		int r;
-
-		if ((r = vault_txn_begin(c->u->v, true, &t)) < 0)
-			return r;
-		if ((r = fn(c, t, arg)) < 0) {
-			vault_txn_abort(&t);	/* grows the map if it filled up */
-			if (r == -EAGAIN)
-				continue;
-			return r;
-		}
-		r = vault_txn_commit(&t);
-		if (r != -EAGAIN)
-			return r;
-	}
-	return -EAGAIN;
-}
-
 struct create_arg {
 	const char *name;
 	uint32_t su;
@@ -365,7 +342,7 @@ int cmd_create(struct imap_client *c, struct imap_cmd *cmd)
 		return cmd_bad(c, cmd, "Invalid mailbox name");
 	if (is_inbox(name))
 		return cmd_no(c, cmd, "[ALREADYEXISTS] INBOX always exists");
-	r = write_txn(c, do_create, &a);
+	r = engine_write(c, do_create, &a);
 	if (r == 0)
 		return cmd_ok(c, cmd, "Create completed");
 	return cmd_vault_err(c, cmd, r);
@@ -392,7 +369,7 @@ int cmd_delete(struct imap_client *c, struct imap_cmd *cmd)
 		return cmd_bad(c, cmd, "Invalid mailbox name");
 	if (is_inbox(name))
 		return cmd_no(c, cmd, "[CANNOT] INBOX can't be deleted");
-	r = write_txn(c, do_delete, name);
+	r = engine_write(c, do_delete, name);
 	if (r < 0)
 		return cmd_vault_err(c, cmd, r);
 	/* Connections that had it selected learn it at their next sync. */
@@ -503,7 +480,7 @@ int cmd_rename(struct imap_client *c, struct imap_cmd *cmd)
 	fl = strlen(from);
 	if (strncmp(to, from, fl) == 0 && to[fl] == '/')
 		return cmd_no(c, cmd, "[CANNOT] Can't rename a mailbox under itself");
-	r = write_txn(c, do_rename, &a);
+	r = engine_write(c, do_rename, &a);
 	if (r == -EPROTO)
 		return cmd_no(c, cmd, "[CANNOT] New name too long");
 	if (r < 0)
@@ -535,7 +512,7 @@ int cmd_subscribe(struct imap_client *c, struct imap_cmd *cmd)
 		return cmd_bad(c, cmd, "%s needs a mailbox name", cmd->name);
 	if (arg_mailbox(c, &cmd->args[0], name, sizeof(name)) < 0)
 		return cmd_bad(c, cmd, "Invalid mailbox name");
-	r = write_txn(c, do_subscribe, &a);
+	r = engine_write(c, do_subscribe, &a);
 	if (r == -ENOENT && !a.on)
 		r = 0;		/* unsubscribing what was not subscribed */
 	if (r < 0)

@@ -63,8 +63,78 @@ struct store_change {
 	bool changed;
 };
 
+/* STORE's txn (engine_write callback, replayable: every output field is reset). */
+struct store_run {
+	const size_t *idx;
+	size_t nidx;
+	bool uid, have_unch;
+	uint64_t unch;
+	enum imap_store_op mode;
+	uint32_t flags, nkw;
+	const char *const *kw;
+	struct store_change *ch;	/* nidx */
+	uint32_t *mod;			/* nidx when have_unch */
+	size_t nmod;
+	bool gone;
+};
+
+static int store_txn(struct imap_client *c, struct vault_txn *t, void *arg)
+{
+	struct store_run *s = arg;
+	struct mbox_state *st = c->view->st;
+	int r;
+
+	s->nmod = 0;
+	s->gone = false;
+	if (s->nidx > 0)
+		memset(s->ch, 0, s->nidx * sizeof(*s->ch));
+	if ((r = mbox_state_refresh(st, t)) < 0)
+		return r;
+	for (size_t i = 0; i < s->nidx; i++) {
+		uint32_t u = c->view->uids[s->idx[i]];
+		const struct mmsg *m = mbox_state_find(st, u);
+		char *nk[VAULT_MAX_KEYWORDS];
+		uint32_t nf, nn = 0;
+		bool same;
+
+		s->ch[i].idx = s->idx[i];
+		if (m == NULL) {
+			s->gone = true;
+			continue;
+		}
+		/* RFC 7162 3.1.3: a message changed after UNCHANGEDSINCE is left alone
+		 * and reported in MODIFIED. */
+		if (s->have_unch && m->modseq > s->unch) {
+			s->mod[s->nmod++] = s->uid ? u : (uint32_t)(s->idx[i] + 1);
+			continue;
+		}
+		if ((r = store_compute(st, m, s->mode, s->flags, s->kw, s->nkw, &nf, nk,
+		    &nn)) < 0)
+			return r;
+		same = nf == m->flags && nn == m->nkw;
+		for (uint32_t k = 0; k < nn && same; k++) {
+			bool found = false;
+
+			for (size_t j = 0; j < m->nkw; j++)
+				found |= strcasecmp(nk[k], st->kw[m->kw[j]]) == 0;
+			same = found;
+		}
+		if (same) {
+			/* Nothing changes: no new modseq (RFC 7162 3.1.3). */
+			s->ch[i].modseq = m->modseq;
+			continue;
+		}
+		if ((r = vault_msg_set_flags(t, c->u->k, st->id, u, nf, nk, nn,
+		    &s->ch[i].modseq)) < 0)
+			return r;
+		s->ch[i].changed = true;
+	}
+	return 0;
+}
+
 int cmd_store(struct imap_client *c, struct imap_cmd *cmd)
 {
+	struct store_run sr;
 	bool uid = cmd_is_uid(cmd), silent, have_unch;
 	size_t *idx = NULL, nidx = 0, nmod = 0;
 	const char *const *kw;
@@ -74,7 +144,6 @@ int cmd_store(struct imap_client *c, struct imap_cmd *cmd)
 	struct store_change *ch = NULL;
 	struct imap_store *sa = NULL;
 	struct mbox_state *st = c->view->st;
-	struct vault_txn *t = NULL;
 	const char *err = NULL;
 	bool gone = false;
 	int r;
@@ -116,50 +185,13 @@ int cmd_store(struct imap_client *c, struct imap_cmd *cmd)
 		r = -ENOMEM;
 		goto out;
 	}
-	if ((r = vault_txn_begin(c->u->v, true, &t)) < 0)
+	sr = (struct store_run){ .idx = idx, .nidx = nidx, .uid = uid, .have_unch = have_unch,
+	    .unch = unch, .mode = mode, .flags = flags, .kw = kw, .nkw = nkw, .ch = ch,
+	    .mod = mod };
+	if ((r = engine_write(c, store_txn, &sr)) < 0)
 		goto fail;
-	if ((r = mbox_state_refresh(st, t)) < 0)
-		goto fail;
-	for (size_t i = 0; i < nidx; i++) {
-		uint32_t u = c->view->uids[idx[i]];
-		const struct mmsg *m = mbox_state_find(st, u);
-		char *nk[VAULT_MAX_KEYWORDS];
-		uint32_t nf, nn = 0;
-		bool same;
-
-		ch[i].idx = idx[i];
-		if (m == NULL) {
-			gone = true;
-			continue;
-		}
-		/* RFC 7162 3.1.3: a message changed after UNCHANGEDSINCE is left alone
-		 * and reported in MODIFIED. */
-		if (have_unch && m->modseq > unch) {
-			mod[nmod++] = uid ? u : (uint32_t)(idx[i] + 1);
-			continue;
-		}
-		if ((r = store_compute(st, m, mode, flags, kw, nkw, &nf, nk, &nn)) < 0)
-			goto fail;
-		same = nf == m->flags && nn == m->nkw;
-		for (uint32_t k = 0; k < nn && same; k++) {
-			bool found = false;
-
-			for (size_t j = 0; j < m->nkw; j++)
-				found |= strcasecmp(nk[k], st->kw[m->kw[j]]) == 0;
-			same = found;
-		}
-		if (same) {
-			/* Nothing changes: no new modseq (RFC 7162 3.1.3). */
-			ch[i].modseq = m->modseq;
-			continue;
-		}
-		if ((r = vault_msg_set_flags(t, c->u->k, st->id, u, nf, nk, nn,
-		    &ch[i].modseq)) < 0)
-			goto fail;
-		ch[i].changed = true;
-	}
-	if ((r = vault_txn_commit(&t)) < 0)
-		goto fail;
+	nmod = sr.nmod;
+	gone = sr.gone;
 	/* Apply to the shared state: other connections get FETCH FLAGS at their next
 	 * sync; this one answers below. */
 	for (size_t i = 0; i < nidx; i++) {
@@ -244,7 +276,6 @@ int cmd_store(struct imap_client *c, struct imap_cmd *cmd)
 		r = cmd_ok(c, cmd, "Store completed");
 	goto out;
 fail:
-	vault_txn_abort(&t);
 	r = cmd_vault_err(c, cmd, r);
 out:
 	imap_store_free(&sa);
@@ -263,57 +294,66 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* EXPUNGE's txn (engine_write callback, replayable: gone is rebuilt each run). */
+struct expunge_run {
+	const uint32_t *uids;
+	size_t nuids;
+	bool force;
+	uint32_t *gone;
+	size_t ngone;
+	struct vault_mailbox mb;
+};
+
+static int expunge_txn(struct imap_client *c, struct vault_txn *t, void *arg)
+{
+	struct expunge_run *e = arg;
+	struct mbox_state *st = c->view->st;
+	int r;
+
+	e->ngone = 0;
+	free(e->gone);
+	e->gone = NULL;
+	if ((r = mbox_state_refresh(st, t)) < 0)
+		return r;
+	if ((e->gone = malloc((st->n + 1) * sizeof(*e->gone))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->n; i++) {
+		const struct mmsg *m = &st->m[i];
+
+		if (e->uids != NULL &&
+		    bsearch(&m->uid, e->uids, e->nuids, sizeof(*e->uids), cmp_u32) == NULL)
+			continue;
+		if (!e->force && !(m->flags & VAULT_F_DELETED))
+			continue;
+		if ((r = vault_msg_expunge(t, c->u->k, st->id, m->uid)) < 0)
+			return r;
+		e->gone[e->ngone++] = m->uid;
+	}
+	if (e->ngone == 0)
+		return 0;
+	return vault_mailbox_get(t, c->u->k, st->id, &e->mb);
+}
+
 int engine_expunge(struct imap_client *c, const uint32_t *uids, size_t nuids, bool force,
     bool silent)
 {
 	struct mbox_state *st = c->view->st;
-	struct vault_txn *t = NULL;
-	struct vault_mailbox mb;
-	uint32_t *gone = NULL;
-	size_t ngone = 0;
+	struct expunge_run e = { .uids = uids, .nuids = nuids, .force = force };
 	int r;
 
-	if ((r = vault_txn_begin(c->u->v, true, &t)) < 0)
+	if ((r = engine_write(c, expunge_txn, &e)) < 0 || e.ngone == 0) {
+		free(e.gone);
 		return r;
-	if ((r = mbox_state_refresh(st, t)) < 0)
-		goto fail;
-	if ((gone = malloc((st->n + 1) * sizeof(*gone))) == NULL) {
-		r = -ENOMEM;
-		goto fail;
 	}
-	for (size_t i = 0; i < st->n; i++) {
-		const struct mmsg *m = &st->m[i];
-
-		if (uids != NULL && bsearch(&m->uid, uids, nuids, sizeof(*uids), cmp_u32) == NULL)
-			continue;
-		if (!force && !(m->flags & VAULT_F_DELETED))
-			continue;
-		if ((r = vault_msg_expunge(t, c->u->k, st->id, m->uid)) < 0)
-			goto fail;
-		gone[ngone++] = m->uid;
-	}
-	if (ngone == 0) {
-		vault_txn_abort(&t);
-		free(gone);
-		return 0;
-	}
-	if ((r = vault_mailbox_get(t, c->u->k, st->id, &mb)) < 0)
-		goto fail;
-	if ((r = vault_txn_commit(&t)) < 0)
-		goto fail;
-	for (size_t i = 0; i < ngone; i++)
-		mbox_state_expunged(st, gone[i], c);
-	c->cmd_expunged += ngone;	/* audit log, mass_expunge */
-	if (mb.highestmodseq > st->hms)
-		st->hms = mb.highestmodseq;
-	st->uidnext = mb.uidnext > st->uidnext ? mb.uidnext : st->uidnext;
-	free(gone);
+	for (size_t i = 0; i < e.ngone; i++)
+		mbox_state_expunged(st, e.gone[i], c);
+	c->cmd_expunged += e.ngone;	/* audit log, mass_expunge */
+	if (e.mb.highestmodseq > st->hms)
+		st->hms = e.mb.highestmodseq;
+	st->uidnext = e.mb.uidnext > st->uidnext ? e.mb.uidnext : st->uidnext;
+	free(e.gone);
 	(void)silent;
 	return 0;
-fail:
-	vault_txn_abort(&t);
-	free(gone);
-	return r;
 }
 
 int cmd_expunge(struct imap_client *c, struct imap_cmd *cmd)
@@ -362,8 +402,56 @@ out:
 
 /* ---- COPY / MOVE -------------------------------------------------------------------------- */
 
+/* COPY/MOVE's txn (engine_write callback, replayable: every output is reset). */
+struct copy_run {
+	const char *name;
+	bool move;
+	const size_t *idx;
+	size_t nidx;
+	uint32_t *src, *dst;	/* nidx + 1 */
+	size_t ndone;
+	bool gone, nombox;
+	struct vault_mailbox mb, smb;
+};
+
+static int copy_txn(struct imap_client *c, struct vault_txn *t, void *arg)
+{
+	struct copy_run *cr = arg;
+	struct mbox_state *st = c->view->st;
+	int r;
+
+	cr->ndone = 0;
+	cr->gone = cr->nombox = false;
+	if ((r = vault_mailbox_find(t, c->u->k, cr->name, &cr->mb)) < 0) {
+		cr->nombox = r == VAULT_ERR_NOMBOX;
+		return r;
+	}
+	if ((r = mbox_state_refresh(st, t)) < 0)
+		return r;
+	for (size_t i = 0; i < cr->nidx; i++) {
+		uint32_t u = c->view->uids[cr->idx[i]];
+
+		if (mbox_state_find(st, u) == NULL) {
+			cr->gone = true;
+			continue;
+		}
+		if ((r = vault_msg_copy(t, c->u->k, st->id, u, cr->mb.id,
+		    &cr->dst[cr->ndone])) < 0)
+			return r;
+		cr->src[cr->ndone++] = u;
+	}
+	if (cr->move)
+		for (size_t i = 0; i < cr->ndone; i++)
+			if ((r = vault_msg_expunge(t, c->u->k, st->id, cr->src[i])) < 0)
+				return r;
+	if (cr->move && cr->ndone > 0)
+		return vault_mailbox_get(t, c->u->k, st->id, &cr->smb);
+	return 0;
+}
+
 int cmd_copy(struct imap_client *c, struct imap_cmd *cmd)
 {
+	struct copy_run cr;
 	bool uid = cmd_is_uid(cmd);
 	bool move = strstr(cmd->name, "MOVE") != NULL;
 	struct mbox_state *st = c->view->st;
@@ -372,7 +460,6 @@ int cmd_copy(struct imap_client *c, struct imap_cmd *cmd)
 	size_t *idx = NULL, nidx = 0, ndone = 0;
 	uint32_t *src = NULL, *dst = NULL;
 	struct vault_mailbox mb;
-	struct vault_txn *t = NULL;
 	bool gone = false;
 	int r;
 
@@ -400,46 +487,23 @@ int cmd_copy(struct imap_client *c, struct imap_cmd *cmd)
 		r = -ENOMEM;
 		goto out;
 	}
-	if ((r = vault_txn_begin(c->u->v, true, &t)) < 0)
-		goto fail;
-	if ((r = vault_mailbox_find(t, c->u->k, name, &mb)) < 0) {
-		vault_txn_abort(&t);
-		if (r == VAULT_ERR_NOMBOX)
+	cr = (struct copy_run){ .name = name, .move = move, .idx = idx, .nidx = nidx,
+	    .src = src, .dst = dst };
+	if ((r = engine_write(c, copy_txn, &cr)) < 0) {
+		if (r == VAULT_ERR_NOMBOX && cr.nombox)
 			r = cmd_no(c, cmd, "[TRYCREATE] Mailbox doesn't exist");
 		else
 			r = cmd_vault_err(c, cmd, r);
 		goto out;
 	}
-	if ((r = mbox_state_refresh(st, t)) < 0)
-		goto fail;
-	for (size_t i = 0; i < nidx; i++) {
-		uint32_t u = c->view->uids[idx[i]];
-
-		if (mbox_state_find(st, u) == NULL) {
-			gone = true;
-			continue;
-		}
-		if ((r = vault_msg_copy(t, c->u->k, st->id, u, mb.id, &dst[ndone])) < 0)
-			goto fail;
-		src[ndone++] = u;
-	}
-	if (move)
-		for (size_t i = 0; i < ndone; i++)
-			if ((r = vault_msg_expunge(t, c->u->k, st->id, src[i])) < 0)
-				goto fail;
+	mb = cr.mb;
+	ndone = cr.ndone;
+	gone = cr.gone;
 	if (move && ndone > 0) {
-		struct vault_mailbox smb;
-
-		if ((r = vault_mailbox_get(t, c->u->k, st->id, &smb)) < 0)
-			goto fail;
-		if ((r = vault_txn_commit(&t)) < 0)
-			goto fail;
 		for (size_t i = 0; i < ndone; i++)
 			mbox_state_expunged(st, src[i], c);
-		if (smb.highestmodseq > st->hms)
-			st->hms = smb.highestmodseq;
-	} else if ((r = vault_txn_commit(&t)) < 0) {
-		goto fail;
+		if (cr.smb.highestmodseq > st->hms)
+			st->hms = cr.smb.highestmodseq;
 	}
 	/* The destination may be selected here (or be this mailbox). */
 	user_refresh_all(c->u, false);
@@ -468,10 +532,6 @@ int cmd_copy(struct imap_client *c, struct imap_cmd *cmd)
 		r = out_str(c, "] Copy completed\r\n");
 		cmd_done(c, cmd, MR_OK);
 	}
-	goto out;
-fail:
-	vault_txn_abort(&t);
-	r = cmd_vault_err(c, cmd, r);
 out:
 	imap_seqset_free(&set);
 	free(idx);

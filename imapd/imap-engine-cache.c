@@ -239,29 +239,37 @@ void pending_clear(struct pending_cache *p)
 	memset(p, 0, sizeof(*p));
 }
 
+struct flush_run {
+	uint32_t mbox;
+	struct pending_cache *p;
+};
+
+/* engine_write callback: rewrites the same records on a replay. */
+static int flush_txn(struct imap_client *c, struct vault_txn *t, void *arg)
+{
+	struct flush_run *f = arg;
+	int r = 0;
+
+	for (size_t i = 0; i < f->p->n; i++) {
+		r = vault_msg_set_cache(t, c->u->k, f->mbox, f->p->e[i].uid, f->p->e[i].blob->d,
+		    f->p->e[i].blob->len);
+		if (r == VAULT_ERR_NOMSG)
+			r = 0;	/* expunged meanwhile */
+		if (r < 0)
+			break;
+	}
+	return r;
+}
+
 /* Writes queued cache blobs. A failure only costs a re-parse later. */
 int pending_flush(struct imap_client *c, uint32_t mbox, struct pending_cache *p)
 {
-	struct vault_txn *t = NULL;
-	int r = 0;
+	struct flush_run f = { mbox, p };
+	int r;
 
 	if (p->n == 0)
 		return 0;
-	if ((r = vault_txn_begin(c->u->v, true, &t)) == 0) {
-		for (size_t i = 0; i < p->n; i++) {
-			r = vault_msg_set_cache(t, c->u->k, mbox, p->e[i].uid, p->e[i].blob->d,
-			    p->e[i].blob->len);
-			if (r == VAULT_ERR_NOMSG)
-				r = 0;	/* expunged meanwhile */
-			if (r < 0)
-				break;
-		}
-		if (r == 0)
-			r = vault_txn_commit(&t);
-		else
-			vault_txn_abort(&t);
-	}
-	if (r < 0)
+	if ((r = engine_write(c, flush_txn, &f)) < 0)
 		log_warn("session: cache write failed: %s", vault_strerror(r));
 	for (size_t i = 0; i < p->n; i++)
 		sbuf_free(&p->e[i].blob);

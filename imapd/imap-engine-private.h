@@ -244,6 +244,14 @@ void mbox_state_unref(struct mbox_state *st);
 void user_states_free(struct imap_user *u);
 /* Brings st up to date with the vault inside t (new messages, external changes). */
 int mbox_state_refresh(struct mbox_state *st, struct vault_txn *t);
+/* Every engine write goes through here: fn runs in a write txn via vault_write, which
+ * replays it against a fresh txn when the map had to grow (MAP_FULL mid-txn or at
+ * commit, or MAP_RESIZED by another process). fn must be replayable: read and write
+ * the vault, refresh mbox states (re-derived from the txn each run), fill caller
+ * buffers that a rerun overwrites; send output and apply the results only after this
+ * returns 0. */
+int engine_write(struct imap_client *c, int (*fn)(struct imap_client *c,
+    struct vault_txn *t, void *arg), void *arg);
 /* Refresh every loaded state. adopt: new messages (deliveries by other processes)
  * are read in a write txn so the vault adopts them once (symmetric rewrap); after
  * this process's own APPEND/COPY a read txn is enough. */

@@ -446,8 +446,28 @@ void user_states_free(struct imap_user *u)
 		state_free(u->states);
 }
 
+struct adopt_run {
+	struct imap_user *u;
+	bool failed;		/* the last run's refresh failed (not the commit) */
+};
+
+/* vault_write callback: a rerun refreshes again from the fresh txn. */
+static int adopt_txn(struct vault_txn *t, void *arg)
+{
+	struct adopt_run *ar = arg;
+	int r = 0;
+
+	ar->failed = false;
+	for (struct mbox_state *st = ar->u->states; st != NULL && r == 0; st = st->next)
+		if (st->views != NULL)
+			r = mbox_state_refresh(st, t);
+	ar->failed = r < 0;
+	return r;
+}
+
 int user_refresh_all(struct imap_user *u, bool adopt)
 {
+	struct adopt_run ar = { u, false };
 	struct vault_txn *t = NULL;
 	bool need_write = false;
 	int r;
@@ -482,17 +502,10 @@ int user_refresh_all(struct imap_user *u, bool adopt)
 	}
 	if (r < 0 || !need_write)
 		return r;
-	if ((r = vault_txn_begin(u->v, true, &t)) < 0)
+	if ((r = vault_write(u->v, adopt_txn, &ar)) < 0 && ar.failed)
 		return r;
-	for (struct mbox_state *st = u->states; st != NULL && r == 0; st = st->next)
-		if (st->views != NULL)
-			r = mbox_state_refresh(st, t);
-	if (r < 0) {
-		vault_txn_abort(&t);
-		return r;
-	}
 	/* A failed commit loses only the adoption; the state reflects committed data. */
-	if ((r = vault_txn_commit(&t)) < 0)
+	if (r < 0)
 		log_warn("session: adoption commit failed: %s", vault_strerror(r));
 	return 0;
 }

@@ -28,6 +28,27 @@ static uint64_t mono_us(void)
 
 /* ---- users ------------------------------------------------------------------- */
 
+struct engine_write_ctx {
+	struct imap_client *c;
+	int (*fn)(struct imap_client *c, struct vault_txn *t, void *arg);
+	void *arg;
+};
+
+static int engine_write_fn(struct vault_txn *t, void *arg)
+{
+	struct engine_write_ctx *w = arg;
+
+	return w->fn(w->c, t, w->arg);
+}
+
+int engine_write(struct imap_client *c, int (*fn)(struct imap_client *c,
+    struct vault_txn *t, void *arg), void *arg)
+{
+	struct engine_write_ctx w = { c, fn, arg };
+
+	return vault_write(c->u->v, engine_write_fn, &w);
+}
+
 int imap_user_new(struct vault *v, struct vault_keys *k, const struct vault_config *cfg,
     struct imap_user **out)
 {

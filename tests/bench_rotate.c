@@ -151,7 +151,7 @@ static void bench_rotation(const char *dir, uint32_t nusers)
 	for (uint32_t u = SEED_USERS + 1; u <= nusers; u += 1000) {
 		struct clone_ctx c = { u, nusers + 1 - u < 1000 ? nusers + 1 - u : 1000 };
 
-		if ((r = store_write(v, clone_txn, &c)) < 0)
+		if ((r = vault_write(v, clone_txn, &c)) < 0)
 			die("clone", r);
 	}
 	vault_close(&v);
@@ -254,7 +254,7 @@ static void bench_rewrap(const char *dir, uint32_t nmsg)
 		 * cache): time one unrelated tiny write so it is not billed to the re-wrap. */
 		double b = wall();
 
-		if ((r = store_write(v, bench_put, NULL)) < 0)
+		if ((r = vault_write(v, bench_put, NULL)) < 0)
 			die("warm-up write", r);
 		printf("rewrap: first write txn after opening the store (unrelated, one tiny "
 		    "record): %.1f ms\n", (wall() - b) * 1000);

@@ -454,6 +454,70 @@ TEST(idle_states_bounded)
 
 /* The clock is the caller's: IDLE keepalives every ~2 minutes, and the autologout
  * after at least 30 minutes without input (RFC 9051 5.4), IDLE included. */
+/* The map fills up in the middle of a write txn (a MULTIAPPEND bigger than the free
+ * space of the 8 MiB map): vault_write aborts, grows the map and replays the txn; the
+ * command succeeds and a STORE/EXPUNGE on the grown map does too. */
+static void say_big(struct peer *p, const char *s, size_t n)
+{
+	size_t off = 0;
+
+	for (int i = 0; off < n && i < 1000000; i++) {
+		ssize_t w = write(p->fd, s + off, n - off);
+
+		if (w > 0)
+			off += (size_t)w;
+		step(p);
+		drain(p);
+	}
+	if (off < n)
+		exit(2);
+}
+
+TEST(map_full_mid_txn_replayed)
+{
+	enum { NMSG = 10, MSZ = 900 * 1024 };
+	struct vault_stats vs0, vs1;
+	struct peer p;
+	char hdr[128], *body;
+	const char *o;
+
+	peer_open(&p, NULL, NULL);
+	ASSERT_INT_EQ(vault_stats(V, &vs0), 0);
+	say(&p, "m1 CREATE mapfull\r\n");
+	until_tag(&p, "m1");
+	ASSERT_TRUE(strstr(p.buf, "m1 OK") != NULL);
+	body = malloc(MSZ);
+	ASSERT_TRUE(body != NULL);
+	memset(body, 'a', MSZ);
+	memcpy(body, "Subject: big\r\n\r\n", 16);
+	for (size_t i = 100; i + 2 < MSZ; i += 100)
+		memcpy(body + i - 2, "\r\n", 2);
+	for (int i = 0; i < NMSG; i++) {
+		for (size_t j = 16; j < MSZ; j += 7)
+			body[j] = (char)('a' + (j * 31 + (size_t)i * 7) % 26);
+		for (size_t j = 100; j + 2 < MSZ; j += 100)
+			memcpy(body + j - 2, "\r\n", 2);
+		snprintf(hdr, sizeof(hdr), "%s {%d+}\r\n", i == 0 ? "m2 APPEND mapfull" : "",
+		    MSZ);
+		say_big(&p, hdr, strlen(hdr));
+		say_big(&p, body, MSZ);
+	}
+	say_big(&p, "\r\n", 2);
+	free(body);
+	o = until_tag(&p, "m2");
+	ASSERT_TRUE(strstr(o, "m2 OK [APPENDUID ") != NULL);
+	ASSERT_INT_EQ(vault_stats(V, &vs1), 0);
+	ASSERT_TRUE(vs1.map_size > vs0.map_size);	/* it did have to grow */
+	p.len = 0;
+	say(&p, "m3 SELECT mapfull\r\nm4 STORE 1:* +FLAGS (\\Deleted kw1 kw2)\r\n"
+	    "m5 FETCH 1 (BODY[HEADER.FIELDS (SUBJECT)])\r\nm6 EXPUNGE\r\n");
+	o = until_tag(&p, "m6");
+	ASSERT_TRUE(strstr(o, "m4 OK") != NULL);
+	ASSERT_TRUE(strstr(o, "m5 OK") != NULL);
+	ASSERT_TRUE(strstr(o, "m6 OK") != NULL);
+	peer_close(&p);
+}
+
 TEST(timeouts)
 {
 	struct peer p;

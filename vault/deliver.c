@@ -517,7 +517,7 @@ int vault_delivery_commit_group(struct vault_delivery **ds, size_t n, uint32_t *
 	/* One write txn, one durable commit for all of them: concurrent deliveries
 	 * share the fsyncs (group commit). Nothing of the group is stored unless all of
 	 * it is. */
-	if ((r = store_write(v, group_txn, &g)) < 0 && live > 1) {
+	if ((r = vault_write(v, group_txn, &g)) < 0 && live > 1) {
 		/* One of them failed (its user was removed, the map is at its maximum, ...):
 		 * each alone, so that the error reaches only the recipient it belongs to. */
 		for (size_t i = 0; i < n; i++) {
@@ -527,7 +527,7 @@ int vault_delivery_commit_group(struct vault_delivery **ds, size_t n, uint32_t *
 				continue;
 			memset(&c, 0, sizeof(c));
 			c.d = ds[i];
-			if ((errs[i] = store_write(v, commit_txn, &c)) == 0)
+			if ((errs[i] = vault_write(v, commit_txn, &c)) == 0)
 				uids[i] = c.uid_out;
 			vault_delivery_abort(&ds[i]);
 		}

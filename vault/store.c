@@ -641,7 +641,7 @@ void vault_txn_abort(struct vault_txn **tp)
 	txn_end(t, t->sticky == -EAGAIN || t->sticky == VAULT_ERR_FULL);
 }
 
-int store_write(struct vault *v, int (*fn)(struct vault_txn *t, void *arg), void *arg)
+int vault_write(struct vault *v, int (*fn)(struct vault_txn *t, void *arg), void *arg)
 {
 	struct vault_txn *t = NULL;
 	int r = -EAGAIN;

@@ -663,7 +663,7 @@ int vault_user_create(struct vault *v, const char *name, const uint8_t *pass, si
 	c.ep_pk = ep_pk;
 	c.id_sk = id_sk;
 	c.ep_sk = ep_sk;
-	r = store_write(v, create_txn, &c);
+	r = vault_write(v, create_txn, &c);
 	if (r == 0)
 		log_info("vault: user %s created (id %u)", name, c.uid_out);
 out:
@@ -742,14 +742,14 @@ int vault_user_remove(struct vault *v, const char *name)
 	struct sweep_ctx s;
 	int r;
 
-	if ((r = store_write(v, remove_keys_txn, &c)) < 0)
+	if ((r = vault_write(v, remove_keys_txn, &c)) < 0)
 		return r;
 	log_info("vault: user %s (id %u): keys destroyed", name, c.u);
 	/* The data is unreadable now; delete it in short transactions. */
 	s.u = c.u;
 	do {
 		s.deleted = 0;
-		if ((r = store_write(v, sweep_txn, &s)) < 0)
+		if ((r = vault_write(v, sweep_txn, &s)) < 0)
 			return r;
 	} while (s.deleted > 0);
 	return 0;
@@ -925,7 +925,7 @@ int vault_login_derive(struct vault *v, const char *user, const uint8_t *passwor
 	{
 		struct ctr_ctx cc = { u, tr->index, otp.session_ctr, otp.use_ctr };
 
-		if ((r = store_write(v, store_counters_txn, &cc)) < 0)
+		if ((r = vault_write(v, store_counters_txn, &cc)) < 0)
 			goto out;
 	}
 	/* Argon2id parameters raised in the config since this user's were set: re-key
@@ -1404,7 +1404,7 @@ int vault_passwd(struct vault *v, struct vault_keys *k, const uint8_t *newpass, 
 	params_for_new(&v->cfg, &c->par);
 	if ((r = rekey_prepare(c, k->umk, newpass, len, -1, &P, NULL)) < 0)
 		goto out;
-	if ((r = store_write(v, passwd_txn, c)) == 0) {
+	if ((r = vault_write(v, passwd_txn, c)) == 0) {
 		secret_free(&k->pass);
 		k->pass = P;	/* lets a following vault_token_add work (keymgr recover) */
 		P = NULL;
@@ -1463,7 +1463,7 @@ static int kdf_raise(struct vault *v, uint32_t u, const struct user_rec *ur,
 		r = -EINVAL;
 		goto out;
 	}
-	r = store_write(v, passwd_txn, c);
+	r = vault_write(v, passwd_txn, c);
 out:
 	if (r < 0)
 		secret_free(K_out);
@@ -1517,7 +1517,7 @@ int vault_recovery_replace(struct vault *v, const struct vault_keys *k, char *re
 	if ((r = vseal(rk, 0, &ad, k->umk->p, k->umk->len, c.wrap, sizeof(c.wrap),
 	    &c.wrap_len)) < 0)
 		goto out;
-	r = store_write(v, recovery_replace_txn, &c);
+	r = vault_write(v, recovery_replace_txn, &c);
 out:
 	if (r < 0 && recovery_len > 0)
 		crypto_wipe(recovery_out, recovery_len);
@@ -1629,7 +1629,7 @@ int vault_token_add(struct vault *v, struct vault_keys *k, const struct vault_to
 	if ((r = derive_token_key(k->pass, tok->uid->p, c.tr.salt, &ur.pwhash, &K)) < 0 ||
 	    (r = token_seal(c.u, &c.tr, K, k->pass, k->umk, tok->aes_key, tok->uid->p)) < 0)
 		goto out;
-	r = store_write(v, token_add_txn, &c);
+	r = vault_write(v, token_add_txn, &c);
 out:
 	crypto_wipe(toks, sizeof(toks));
 	crypto_wipe(&c, sizeof(c));
@@ -1659,7 +1659,7 @@ int vault_token_remove(struct vault *v, struct vault_keys *k, uint8_t index)
 
 	if (index >= MAX_TOKENS)
 		return VAULT_ERR_TOKEN;
-	return store_write(v, token_remove_txn, &c);
+	return vault_write(v, token_remove_txn, &c);
 }
 
 /* ---- rotation ------------------------------------------------------------------------ */
@@ -1775,7 +1775,7 @@ int vault_rotate_batch(struct vault *v, struct vault_rotate_item *items, size_t 
 
 	if (n == 0)
 		return 0;
-	if ((r = store_write(v, rotate_batch_txn, &c)) < 0)
+	if ((r = vault_write(v, rotate_batch_txn, &c)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
 		if (items[i].result == 0)
@@ -1788,7 +1788,7 @@ int vault_rotate(struct vault *v, const char *user, time_t now, bool force)
 	struct rotate_ctx c = { user, now, force, v->cfg.rotation_period, 0 };
 	int r;
 
-	r = store_write(v, rotate_txn, &c);
+	r = vault_write(v, rotate_txn, &c);
 	if (r == 0)
 		log_info("vault: user %s: epoch %u is current", user, c.new_epoch);
 	return r;
@@ -2039,7 +2039,7 @@ int vault_epochs_retire_unused(struct vault *v, const char *user, uint32_t *reti
 	int r;
 
 	*n_out = 0;
-	if ((r = store_write(v, retire_unused_fn, &c)) < 0)
+	if ((r = vault_write(v, retire_unused_fn, &c)) < 0)
 		return r;
 	for (size_t i = 0; i < c.n && i < c.max; i++)
 		log_info("vault: user %s: epoch %u retired (no message left under it; secret "
@@ -2262,7 +2262,7 @@ int vault_epoch_retire(struct vault *v, const char *user, uint32_t epoch,
 	c.epoch = epoch;
 	*expunged_out = 0;
 	do {
-		if ((r = store_write(v, force_retire_fn, &c)) < 0)
+		if ((r = vault_write(v, force_retire_fn, &c)) < 0)
 			break;
 		total += c.expunged;
 		*expunged_out = total;

@@ -116,9 +116,6 @@ void vault_record_hash(const char *dbname, const void *key, size_t klen, const u
 /* Checks version byte + hash of a raw value. 0 or VAULT_ERR_CORRUPT. */
 int vault_record_check(const char *dbname, const void *key, size_t klen, const uint8_t *val,
     size_t vlen);
-/* Runs fn in a write txn, retrying after map growth (-EAGAIN). fn must have no side
- * effects outside the txn. */
-int store_write(struct vault *v, int (*fn)(struct vault_txn *t, void *arg), void *arg);
 
 /* Key builders (big-endian). */
 size_t key_user(uint8_t *k, uint32_t u, char kind);		/* 5 */

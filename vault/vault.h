@@ -53,6 +53,16 @@ void vault_close(struct vault **v);
 int vault_txn_begin(struct vault *v, bool write, struct vault_txn **out);
 int vault_txn_commit(struct vault_txn **t);
 void vault_txn_abort(struct vault_txn **t);
+/* Runs fn in a write txn and commits it; the way to write (callers should not loop on
+ * vault_txn_begin/commit themselves). When the map fills up in the middle of fn or at
+ * commit (MDB_MAP_FULL), or another process grew it (MDB_MAP_RESIZED), the txn is
+ * aborted, the map grown, and fn run again from the start against a fresh txn, until it
+ * commits or the map reaches cfg->map_max (VAULT_ERR_FULL). So fn must be replayable:
+ * no effect outside the txn that a second run would not redo or overwrite (output,
+ * in-memory state that is not re-derived from the txn) - do those after this returns 0.
+ * fn returning < 0 aborts the txn; that value is returned (or the txn's MAP_FULL-class
+ * error when one hid behind it). */
+int vault_write(struct vault *v, int (*fn)(struct vault_txn *t, void *arg), void *arg);
 
 /* ---- Users and tokens (no secret needed) -------------------------------------- */
 struct vault_token_info {
