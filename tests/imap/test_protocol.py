@@ -899,6 +899,10 @@ class TestSearch(Base):
         u, _ = c.ok("FETCH 1 (BODY.PEEK[TEXT] BODY.PEEK[HEADER.FIELDS (Subject)])")
         self.assertHas(u, rb"needle in the body")
         self.assertHas(u, rb"Subject: huge header")
+        # the body read whole first, then a header section (parsed once, from it)
+        u, _ = c.ok("FETCH 1 (RFC822 BODY.PEEK[HEADER.FIELDS (From)])")
+        self.assertHas(u, rb"X-Pad-1799: p+\r\n\r\nneedle in the body")
+        self.assertHas(u, rb"From: Zed <zed@z.org>\r\n\r\n\)")
 
 
 class TestConcurrency(Base):
