@@ -1425,6 +1425,7 @@ int lmtp_committer_run(int ctl_fd, const struct vault_config *cfg)
 	struct kconn *conns = NULL;
 	struct pollfd *pfs = NULL;
 	struct lmtp_commit_req *batch = NULL;
+	struct secret *batch_mem = NULL;
 	size_t nconns = 0, maxc = (size_t)cfg->max_connections + 1;
 	int r;
 
@@ -1436,7 +1437,10 @@ int lmtp_committer_run(int ctl_fd, const struct vault_config *cfg)
 	}
 	conns = calloc(maxc, sizeof(*conns));
 	pfs = calloc(maxc + 1, sizeof(*pfs));
-	batch = calloc(COMMIT_BATCH_MAX, sizeof(*batch));
+	/* The batch holds each delivery's data key from its DELIVERY until
+	 * lmtp_commit_batch wipes it: sodium_malloc'd (locked, wiped when freed). */
+	if (secret_new(COMMIT_BATCH_MAX * sizeof(*batch), &batch_mem) == 0)
+		batch = (struct lmtp_commit_req *)(void *)batch_mem->p;
 	if (conns == NULL || pfs == NULL || batch == NULL) {
 		r = -ENOMEM;
 		goto out;
@@ -1517,7 +1521,7 @@ out:
 		close(conns[i].fd);
 	free(conns);
 	free(pfs);
-	free(batch);
+	secret_free(&batch_mem);
 	vault_close(&v);
 	return r < 0 ? 1 : r;
 }
