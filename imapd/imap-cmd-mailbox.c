@@ -153,14 +153,39 @@ static size_t first_unseen(const struct view *v)
 	return 0;
 }
 
+/* SELECT's write txn (engine_write callback): finds the mailbox and gets its state,
+ * adopting new deliveries. Replayable: a rerun drops the state reference the last
+ * run took and takes it again from the fresh txn. */
+struct select_run {
+	const char *name;
+	struct vault_mailbox mb;
+	struct mbox_state *st;	/* a reference, once found */
+	bool failed;		/* the last run failed (not the commit) */
+};
+
+static int select_txn(struct imap_client *c, struct vault_txn *t, void *arg)
+{
+	struct select_run *sr = arg;
+	int r;
+
+	if (sr->st != NULL)
+		mbox_state_unref(sr->st);
+	sr->st = NULL;
+	if ((r = find_mailbox(c, t, sr->name, &sr->mb)) < 0 ||
+	    (r = mbox_state_get(c->u, t, sr->mb.id, &sr->st)) < 0)
+		sr->st = NULL;
+	sr->failed = r < 0;
+	return r;
+}
+
 int cmd_select(struct imap_client *c, struct imap_cmd *cmd)
 {
+	struct select_run sr;
 	bool examine = strcmp(cmd->name, "EXAMINE") == 0;
 	struct imap_select_params *q = NULL;
 	const char *err = NULL;
 	char name[NAME_MAX_BYTES];
 	struct vault_mailbox mb;
-	struct vault_txn *t = NULL;
 	struct mbox_state *st = NULL;
 	size_t recent = 0, unseen;
 	int r;
@@ -184,19 +209,20 @@ int cmd_select(struct imap_client *c, struct imap_cmd *cmd)
 			goto out;
 	}
 	/* A write txn: messages delivered since the last session are adopted once. */
-	if ((r = vault_txn_begin(c->u->v, true, &t)) < 0)
-		goto out;
-	if ((r = find_mailbox(c, t, name, &mb)) < 0 ||
-	    (r = mbox_state_get(c->u, t, mb.id, &st)) < 0) {
-		vault_txn_abort(&t);
+	sr = (struct select_run){ .name = name, .failed = true };
+	if ((r = engine_write(c, select_txn, &sr)) < 0 && (sr.failed || sr.st == NULL)) {
+		if (sr.st != NULL)
+			mbox_state_unref(sr.st);
 		if (r == VAULT_ERR_NOMBOX)
 			r = cmd_no(c, cmd, "[NONEXISTENT] Mailbox doesn't exist: %s", "");
 		else
 			r = cmd_vault_err(c, cmd, r);
 		goto out;
 	}
-	if ((r = vault_txn_commit(&t)) < 0)
+	if (r < 0)	/* the commit: the state reflects committed data */
 		log_warn("session: adoption commit failed: %s", vault_strerror(r));
+	mb = sr.mb;
+	st = sr.st;
 	if ((r = view_open(c, st, examine)) < 0) {
 		mbox_state_unref(st);
 		goto out;

@@ -467,7 +467,7 @@ static int adopt_txn(struct vault_txn *t, void *arg)
 
 int user_refresh_all(struct imap_user *u, bool adopt)
 {
-	struct adopt_run ar = { u, false };
+	struct adopt_run ar = { u, true };	/* until a run says otherwise */
 	struct vault_txn *t = NULL;
 	bool need_write = false;
 	int r;
