@@ -2091,6 +2091,68 @@ TEST(backup_and_verify)
 	world_free(&w);
 }
 
+/* vault_write: a txn that fills the map in the middle is aborted, the map grown and
+ * the txn run again from the start until it commits; an error from fn is not
+ * replayed and leaves nothing behind. */
+struct fill_arg {
+	int calls, n;
+	size_t len;
+	int ret;
+};
+
+static int fill_fn(struct vault_txn *t, void *arg)
+{
+	struct fill_arg *f = arg;
+	uint8_t val[1024];
+	char key[16];
+	int r;
+
+	f->calls++;
+	memset(val, 0x5a, sizeof(val));
+	for (int i = 0; i < f->n; i++) {
+		snprintf(key, sizeof(key), "fill%05d", i);
+		if ((r = store_put(t, VDB_META, key, strlen(key), val, f->len)) < 0)
+			return r;
+	}
+	return f->ret;
+}
+
+TEST(vault_write_replays_map_full)
+{
+	char *dir = mktmp();
+	struct vault_config c;
+	struct vault_stats s0, s1;
+	struct vault *v = NULL;
+	struct vault_txn *t = NULL;
+	struct fill_arg bad = { 0, 10, 1024, -EINVAL }, f = { 0, 3000, 1024, 0 };
+	const uint8_t *p;
+	size_t n;
+
+	test_cfg(&c, dir);
+	c.map_size = 1 << 20;		/* 3 MB of records cannot fit: MAP_FULL mid-txn */
+	c.map_max = 64 << 20;
+	c.durable = false;
+	ASSERT_INT_EQ(vault_open(&c, &v), 0);
+	ASSERT_INT_EQ(vault_stats(v, &s0), 0);
+	ASSERT_INT_EQ(vault_write(v, fill_fn, &bad), -EINVAL);
+	ASSERT_INT_EQ(bad.calls, 1);
+	ASSERT_INT_EQ(vault_txn_begin(v, false, &t), 0);
+	ASSERT_INT_EQ(store_get(t, VDB_META, "fill00000", 9, true, &p, &n), -ENOENT);
+	vault_txn_abort(&t);
+	ASSERT_INT_EQ(vault_write(v, fill_fn, &f), 0);
+	ASSERT_TRUE(f.calls >= 2);		/* it was replayed */
+	ASSERT_INT_EQ(vault_stats(v, &s1), 0);
+	ASSERT_TRUE(s1.map_size > s0.map_size);
+	ASSERT_INT_EQ(vault_txn_begin(v, false, &t), 0);
+	ASSERT_INT_EQ(store_get(t, VDB_META, "fill00000", 9, true, &p, &n), 0);
+	ASSERT_INT_EQ(n, 1024);
+	ASSERT_INT_EQ(store_get(t, VDB_META, "fill02999", 9, true, &p, &n), 0);
+	vault_txn_abort(&t);
+	vault_close(&v);
+	rmrf(dir);
+	free(dir);
+}
+
 TEST(init_dir)
 {
 	char *dir = mktmp(), sub[512], path[600], err[256];
