@@ -1068,6 +1068,10 @@ def t_session_exit_race_forced(srv):
     old = srv.session_pids("bob")
     c.logout()
     time.sleep(1.5)         # window (1 s) over: the session is in its exit pause
+    # The race is only exercised if the old session is still there (in its 4 s exit
+    # pause) when this login arrives.
+    check(len(old) == 1 and comm(old[0]) == "imapd-session",
+          "old session %r gone before the login: the race was not exercised" % old)
     t0 = time.time()
     c = srv.imaps("bob")
     typ, _ = c.select("INBOX")
@@ -1075,9 +1079,11 @@ def t_session_exit_race_forced(srv):
     new = srv.session_pids("bob")
     check(len(new) == 1 and new != old, "sessions before %r after %r" % (old, new))
     c.logout()
-    # Two orders are both correct: the master's send to the exiting session fails
-    # ("no longer accepts connections") or the master reaps that session first
-    # ("ended") and starts a new one; which one wins depends on scheduling.
+    # The login must not land on the exiting session (checked above: a new one).
+    # How the master learned of the exit depends on scheduling: its send to the
+    # exiting session failed ("no longer accepts connections"), or it saw that
+    # session's control socket close / reaped it first ("ended"). Either is correct;
+    # this check only shows the master accounted for the old session.
     log = srv.log_text()
     old_pid = old[0] if old else -1
     check("no longer accepts connections" in log or
