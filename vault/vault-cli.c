@@ -550,12 +550,24 @@ out:
 	return ret;
 }
 
+struct mkdir_arg {
+	struct session *s;
+	const char *name;
+	uint32_t id;
+};
+
+static int mkdir_txn(struct vault_txn *t, void *arg)
+{
+	struct mkdir_arg *m = arg;
+
+	return vault_mailbox_create(t, m->s->keys, m->name, VAULT_SU_NONE, &m->id);
+}
+
 static int cmd_mkdir(struct ctx *c)
 {
 	struct session s;
-	struct vault_txn *t = NULL;
-	uint32_t id = 0;
-	int r = 0, i, ret = CLI_EXIT_ERR;
+	struct mkdir_arg ma = { 0 };
+	int r = 0, ret = CLI_EXIT_ERR;
 
 	if (strlen(c->args[1]) == 0 || strlen(c->args[1]) >= sizeof(((struct vault_mailbox *)0)->name)) {
 		cli_err("mailbox name must be 1 to 511 bytes");
@@ -563,15 +575,9 @@ static int cmd_mkdir(struct ctx *c)
 	}
 	if (session_open(c, c->args[0], &s) < 0)
 		goto out;
-	for (i = 0; i < TXN_TRIES; i++) {
-		if ((r = vault_txn_begin(s.v, true, &t)) < 0)
-			break;
-		if ((r = vault_mailbox_create(t, s.keys, c->args[1], VAULT_SU_NONE, &id)) < 0)
-			break;
-		if ((r = vault_txn_commit(&t)) != -EAGAIN)
-			break;
-	}
-	vault_txn_abort(&t);
+	ma.s = &s;
+	ma.name = c->args[1];
+	r = vault_write(s.v, mkdir_txn, &ma);
 	if (r == -EEXIST) {
 		cli_err("mailbox already exists");
 		goto out;
@@ -580,7 +586,7 @@ static int cmd_mkdir(struct ctx *c)
 		cli_err("cannot create the mailbox: %s", cli_strerror(r));
 		goto out;
 	}
-	printf("mailbox created (id %" PRIu32 ")\n", id);
+	printf("mailbox created (id %" PRIu32 ")\n", ma.id);
 	ret = CLI_EXIT_OK;
 out:
 	session_close(&s);
@@ -648,17 +654,53 @@ static int apply_change(const char *arg, uint32_t *flags, char **kw, uint32_t *n
 	return 0;
 }
 
+struct flag_arg {
+	struct session *s;
+	struct ctx *c;
+	uint32_t uid, mbox;
+	struct vault_msg_meta meta;	/* owns the keyword strings kw[] points into */
+	uint64_t modseq;
+	bool reported;			/* the failure was already explained */
+};
+
+/* One run of the flag change; vault_write replays it on a fresh txn if the map grew,
+ * so it starts from the stored flags every time. */
+static int flag_txn(struct vault_txn *t, void *arg)
+{
+	struct flag_arg *f = arg;
+	char *kw[VAULT_MAX_KEYWORDS];
+	uint32_t flags, nkw, i;
+	int r, a;
+
+	vault_msg_meta_clear(&f->meta);
+	f->reported = false;
+	if ((r = resolve_mailbox(t, f->s->keys, f->c->mailbox, &f->mbox)) < 0) {
+		f->reported = true;
+		return r;
+	}
+	if ((r = vault_msg_get_meta(t, f->s->keys, f->mbox, f->uid, &f->meta)) < 0)
+		return r;
+	flags = f->meta.flags;
+	nkw = f->meta.nkeywords < VAULT_MAX_KEYWORDS ? f->meta.nkeywords : VAULT_MAX_KEYWORDS;
+	for (i = 0; i < nkw; i++)
+		kw[i] = f->meta.keywords[i];
+	for (a = 2; a < f->c->nargs; a++)
+		if ((r = apply_change(f->c->args[a], &flags, kw, &nkw)) < 0) {
+			f->reported = true;
+			return r;
+		}
+	return vault_msg_set_flags(t, f->s->keys, f->mbox, f->uid, flags, kw, nkw, &f->modseq);
+}
+
 static int cmd_flag(struct ctx *c)
 {
 	struct session s;
-	struct vault_txn *t = NULL;
-	struct vault_msg_meta meta;
+	struct flag_arg fa;
 	char *kw[VAULT_MAX_KEYWORDS];
-	uint32_t uid, mbox, flags, nkw, i;
-	uint64_t modseq = 0;
-	int r = 0, a, attempt, ret = CLI_EXIT_ERR;
+	uint32_t uid, flags, nkw;
+	int r = 0, a, ret = CLI_EXIT_ERR;
 
-	memset(&meta, 0, sizeof(meta));
+	memset(&fa, 0, sizeof(fa));
 	memset(&s, 0, sizeof(s));
 	if (cli_parse_u32(c->args[1], UINT32_MAX, &uid) < 0 || uid == 0) {
 		cli_err("UID must be a positive number: %s", c->args[1]);
@@ -672,26 +714,12 @@ static int cmd_flag(struct ctx *c)
 			return CLI_EXIT_USAGE;
 	if (session_open(c, c->args[0], &s) < 0)
 		goto out;
-	for (attempt = 0; attempt < TXN_TRIES; attempt++) {
-		vault_msg_meta_clear(&meta);
-		if ((r = vault_txn_begin(s.v, true, &t)) < 0)
-			break;
-		if ((r = resolve_mailbox(t, s.keys, c->mailbox, &mbox)) < 0)
-			goto out;
-		if ((r = vault_msg_get_meta(t, s.keys, mbox, uid, &meta)) < 0)
-			break;
-		flags = meta.flags;
-		nkw = meta.nkeywords < VAULT_MAX_KEYWORDS ? meta.nkeywords : VAULT_MAX_KEYWORDS;
-		for (i = 0; i < nkw; i++)
-			kw[i] = meta.keywords[i];
-		for (a = 2; a < c->nargs; a++)
-			if ((r = apply_change(c->args[a], &flags, kw, &nkw)) < 0)
-				goto out;
-		if ((r = vault_msg_set_flags(t, s.keys, mbox, uid, flags, kw, nkw, &modseq)) < 0)
-			break;
-		if ((r = vault_txn_commit(&t)) != -EAGAIN)
-			break;
-	}
+	fa.s = &s;
+	fa.c = c;
+	fa.uid = uid;
+	r = vault_write(s.v, flag_txn, &fa);
+	if (r < 0 && fa.reported)
+		goto out;
 	if (r == VAULT_ERR_NOMSG) {
 		cli_err("no message with UID %" PRIu32 " in %s", uid,
 		    c->mailbox ? c->mailbox : "INBOX");
@@ -701,11 +729,10 @@ static int cmd_flag(struct ctx *c)
 		cli_err("cannot set flags on message %" PRIu32 ": %s", uid, cli_strerror(r));
 		goto out;
 	}
-	printf("flags of message %" PRIu32 " updated (modseq %" PRIu64 ")\n", uid, modseq);
+	printf("flags of message %" PRIu32 " updated (modseq %" PRIu64 ")\n", uid, fa.modseq);
 	ret = CLI_EXIT_OK;
 out:
-	vault_txn_abort(&t);
-	vault_msg_meta_clear(&meta);
+	vault_msg_meta_clear(&fa.meta);
 	session_close(&s);
 	return ret;
 }

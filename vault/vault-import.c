@@ -35,7 +35,6 @@
 #define BATCH_MSGS 100			/* messages per write transaction */
 #define BATCH_BYTES (8u << 20)		/* or plaintext bytes per transaction */
 #define READ_BYTES (256u * 1024)
-#define TXN_TRIES 40			/* each -EAGAIN doubled the map */
 #define META_FILE_MAX (256u << 20)	/* dovecot-uidlist, dovecot-keywords */
 #define DEPTH_MAX 32			/* fs-layout folder nesting */
 #define NAME_MAX_BYTES 511		/* struct vault_mailbox.name */
@@ -709,8 +708,9 @@ static int resolve_folder(struct vault_txn *t, struct import_source *s, struct f
 	return vault_subscribe(t, s->k, f->name, true);
 }
 
-static int batch_txn(struct import_source *s, struct vault_txn *t)
+static int batch_txn(struct vault_txn *t, void *arg)
 {
+	struct import_source *s = arg;
 	uint8_t idents[BATCH_MSGS][CRYPTO_HASH_BYTES];
 	bool already[BATCH_MSGS];
 	struct vault_msg_meta meta;
@@ -749,21 +749,12 @@ static int batch_txn(struct import_source *s, struct vault_txn *t)
 
 static int flush(struct import_source *s)
 {
-	struct vault_txn *t = NULL;
-	int r = -EAGAIN;
+	int r;
 
 	if (s->nbatch == 0)
 		return 0;
-	for (int tries = 0; tries < TXN_TRIES && r == -EAGAIN; tries++) {
-		if ((r = vault_txn_begin(s->v, true, &t)) < 0)
-			continue;
-		if ((r = batch_txn(s, t)) < 0) {
-			vault_txn_abort(&t);
-			continue;
-		}
-		r = vault_txn_commit(&t);
-	}
-	if (r < 0) {
+	/* batch_txn resets everything it sets from the txn: a map-growth replay is safe. */
+	if ((r = vault_write(s->v, batch_txn, s)) < 0) {
 		before_message(s);
 		if (r == VAULT_ERR_FULL)
 			cli_err("import: the store is full (map_max reached); what was imported so "
